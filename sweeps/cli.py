@@ -1,0 +1,177 @@
+"""Command line -> a validated Study, or one line on stderr and exit code 2.
+
+Everything that can be checked without Ray is checked here, before any work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NoReturn, Optional, Sequence
+
+from sweeps.grid import GridSpec, build_trials
+from sweeps.presets import PRESETS
+from trainables.config import OPTIMIZERS
+
+
+class UsageError(Exception):
+    """Bad input; the message is one line naming the flag."""
+
+
+@dataclass(frozen=True)
+class Study:
+    dataset: str
+    data_dir: Path
+    trials: tuple[dict, ...]
+    gpus_per_trial: Optional[float]  # None: the preset's share if the cluster has GPUs, else 0
+    cpus_per_trial: float
+    max_concurrent: int  # 0: as many as resources allow
+    storage_path: Path
+    name: Optional[str]  # None: derived from the dataset and the study's definition
+    address: Optional[str]
+    dry_run: bool
+    preset_gpus_per_trial: float
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not argparse's usage block
+        raise UsageError(message)
+
+
+def _preset_help(key: str) -> str:
+    def show(v: object) -> str:
+        return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+
+    parts = []
+    for name, p in PRESETS.items():
+        value = p["study"].get(key, p["trial"].get(key))
+        if value is None and key == "lr":
+            value = "/".join(f"{o} {p['optimizers'][o]['lr']}" for o in p["optimizers"])
+        parts.append(f"{name}: {show(value)}")
+    return "default: the preset's (" + "; ".join(parts) + ")"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python sweeps/run.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+                description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
+                            "every (seed, optimizer) configuration is trained R times non-deterministically "
+                            "and D times deterministically, everything else held fixed.")
+    p.add_argument("--dataset", default="digits", help=f"preset: {', '.join(PRESETS)}")
+    p.add_argument("--data-dir", default="data", help="where the data set lives or is downloaded to")
+    p.add_argument("--seeds", help="comma-separated integer seeds; " + _preset_help("seeds"))
+    p.add_argument("--optimizers", help=f"comma-separated, of {', '.join(OPTIMIZERS)}; " + _preset_help("optimizers"))
+    p.add_argument("--repeats", type=int, help="non-deterministic repeats per configuration; " + _preset_help("repeats"))
+    p.add_argument("--det-repeats", type=int,
+                   help="deterministic repeats per configuration; 2 or more proves bitwise reproducibility; " + _preset_help("det_repeats"))
+    p.add_argument("--epochs", type=int, help=_preset_help("epochs"))
+    p.add_argument("--batch-size", type=int, help=_preset_help("batch_size"))
+    p.add_argument("--lr", type=float, help="initial learning rate for every optimizer; " + _preset_help("lr"))
+    p.add_argument("--model", help="preactresnet18, small_cnn or any timm model name; " + _preset_help("model"))
+    p.add_argument("--num-workers", type=int, help="DataLoader workers per trial (0 keeps the data on the GPU); " + _preset_help("num_workers"))
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="GPUs per trial, fractions pack trials onto one GPU; default: the preset's share "
+                        "where Ray sees a GPU, else 0 (" + _preset_help("gpus_per_trial") + ")")
+    p.add_argument("--cpus-per-trial", type=float, help=_preset_help("cpus_per_trial"))
+    p.add_argument("--max-concurrent", type=int, default=0, help="most trials at once; 0: as many as resources allow")
+    p.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
+    p.add_argument("--name", help="experiment name; default: DATASET-<hash of the study>, so the same command resumes")
+    p.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting Ray locally")
+    p.add_argument("--det-warn-only", action="store_true",
+                   help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override any trial setting, e.g. --set weight_decay=0 --set tf32=true (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
+    return p
+
+
+def _ints(flag: str, text: str) -> tuple[int, ...]:
+    values = []
+    for part in text.split(","):
+        try:
+            value = int(part.strip())
+        except ValueError:
+            raise UsageError(f"{flag}: {part.strip()!r} is not an integer") from None
+        if value < 0:
+            raise UsageError(f"{flag}: {value} is negative; seeds must be >= 0")
+        values.append(value)
+    if len(set(values)) != len(values):
+        raise UsageError(f"{flag}: {text!r} lists a seed twice")
+    return tuple(values)
+
+
+def _value(text: str) -> object:
+    """--set value: JSON-like literals (numbers, true/false, lists), else the string itself."""
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse(argv: Sequence[str]) -> Study:
+    args = build_parser().parse_args(argv)
+    if args.dataset not in PRESETS:
+        raise UsageError(f"--dataset: unknown {args.dataset!r}; known: {', '.join(PRESETS)}")
+    preset = PRESETS[args.dataset]
+    study = preset["study"]
+    seeds = _ints("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
+    optimizers = tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers else study["optimizers"]
+    for o in optimizers:
+        if o not in OPTIMIZERS:
+            raise UsageError(f"--optimizers: unknown {o!r}; known: {', '.join(OPTIMIZERS)}")
+    repeats = study["repeats"] if args.repeats is None else args.repeats
+    det_repeats = study["det_repeats"] if args.det_repeats is None else args.det_repeats
+    for flag, value in (("--repeats", repeats), ("--det-repeats", det_repeats)):
+        if value < 1:
+            raise UsageError(f"{flag}: must be at least 1, got {value}")
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise UsageError(f"{flag}: must be at least 1, got {value}")
+    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
+        raise UsageError(f"--lr: must be a positive number, got {args.lr}")
+    if args.num_workers is not None and args.num_workers < 0:
+        raise UsageError(f"--num-workers: must be >= 0, got {args.num_workers}")
+    gpus = args.gpus_per_trial
+    if gpus is not None and (gpus < 0 or (gpus > 1 and not float(gpus).is_integer())):
+        raise UsageError(f"--gpus-per-trial: must be >= 0, and a whole number above 1; got {gpus:g}")
+    cpus = study["cpus_per_trial"] if args.cpus_per_trial is None else args.cpus_per_trial
+    if cpus <= 0:
+        raise UsageError(f"--cpus-per-trial: must be positive, got {cpus:g}")
+    if args.max_concurrent < 0:
+        raise UsageError(f"--max-concurrent: must be >= 0, got {args.max_concurrent}")
+    if args.model is not None:
+        from trainables.models import is_known_model, unknown_model_message
+
+        if not is_known_model(args.model):
+            raise UsageError(f"--model: {unknown_model_message(args.model)}")
+
+    data_dir = Path(args.data_dir).expanduser().resolve()
+    overrides: dict[str, object] = {"data_dir": str(data_dir), "gpu_share": 0.0,
+                                    "det_warn_only": args.det_warn_only}
+    for key, flag in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("model", "model"), ("num_workers", "num_workers")):
+        if getattr(args, flag) is not None:
+            overrides[key] = getattr(args, flag)
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set: {item!r} is not KEY=VALUE")
+        if key in ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share"):
+            raise UsageError(f"--set: {key} is set by its own flag or by the grid, not by --set")
+        overrides[key] = _value(text)
+    spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides)
+    try:
+        trials = build_trials(spec)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--set: {exc}") from None
+    return Study(dataset=args.dataset, data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
+                 cpus_per_trial=cpus, max_concurrent=args.max_concurrent,
+                 storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
+                 address=args.address, dry_run=args.dry_run, preset_gpus_per_trial=study["gpus_per_trial"])
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(code)

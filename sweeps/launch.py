@@ -1,0 +1,170 @@
+"""Ray start-up and Tuner.fit / restore: the only part of the driver that talks to Ray."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import subprocess
+from pathlib import Path
+from typing import Optional
+
+import pandas as pd
+
+from sweeps.cli import Study, UsageError
+from sweeps.grid import trial_label
+from trainables.determinism import CUBLAS_WORKSPACE
+from trainables.environment import GIT_COMMIT_ENV
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STUDY_FILE = "study.json"  # the trial grid this experiment directory was made for
+DRIVER_LOG = "driver.log"  # Ray's and Tune's own messages, kept out of the terminal
+# what a cluster's workers need of the repository (Ray uploads the rest as the working directory)
+UPLOAD_EXCLUDES = [".git", ".venv", ".devbundle", "experiments", "data", "**/__pycache__"]
+
+
+def experiment_name(study: Study) -> str:
+    """The given name, or DATASET-<hash of the grid>: the same command finds the same directory."""
+    if study.name:
+        return study.name
+    digest = hashlib.sha256(json.dumps(study.trials, sort_keys=True).encode()).hexdigest()[:8]
+    return f"{study.dataset}-{digest}"
+
+
+def check_existing(experiment: Path, trials: list[dict]) -> bool:
+    """True if `experiment` holds this very study (so it is resumed); refuses a different one."""
+    path = experiment / STUDY_FILE
+    if not path.exists():
+        return False
+    if json.loads(path.read_text())["trials"] != trials:
+        raise UsageError(f"--name: {experiment} holds a different study ({path}); choose another --name")
+    return True
+
+
+def write_study(experiment: Path, trials: list[dict]) -> None:
+    (experiment / STUDY_FILE).write_text(json.dumps({"trials": trials}, indent=1))
+
+
+def git_commit() -> Optional[str]:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha + ("-dirty" if dirty else "")
+
+
+def local_resources() -> tuple[float, float]:
+    """CPUs and GPUs a locally started Ray would see, without starting it."""
+    import torch
+
+    return float(os.cpu_count() or 1), float(torch.cuda.device_count())
+
+
+def resolve_gpus(study: Study, cpus: float, gpus: float) -> float:
+    """GPUs per trial: the flag, else the preset's share where there are GPUs; checked against the cluster."""
+    per_trial = study.gpus_per_trial if study.gpus_per_trial is not None else (study.preset_gpus_per_trial if gpus > 0 else 0.0)
+    if per_trial > gpus:
+        raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but this Ray cluster has {gpus:g}")
+    if study.cpus_per_trial > cpus:
+        raise UsageError(f"--cpus-per-trial: {study.cpus_per_trial:g} CPUs per trial, but this Ray cluster has {cpus:g}")
+    return per_trial
+
+
+def start_ray(study: Study, log_file: Path) -> None:
+    import ray
+
+    env_vars = {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, GIT_COMMIT_ENV: git_commit() or ""}
+    runtime_env: dict = {"env_vars": env_vars}
+    if study.address:
+        runtime_env.update(working_dir=str(REPO_ROOT), excludes=UPLOAD_EXCLUDES)
+    else:
+        env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
+    ray.init(address=study.address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
+             logging_level=logging.WARNING)
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ray_logger = logging.getLogger("ray")
+    for h in list(ray_logger.handlers):
+        ray_logger.removeHandler(h)
+    ray_logger.addHandler(handler)
+    ray_logger.propagate = False
+
+
+def cluster_resources() -> tuple[float, float]:
+    import ray
+
+    total = ray.cluster_resources()
+    return float(total.get("CPU", 0)), float(total.get("GPU", 0))
+
+
+def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_per_trial: float):
+    """Run (or continue) the study; returns Tune's ResultGrid."""
+    from ray import tune
+    from ray.tune.search.basic_variant import BasicVariantGenerator
+
+    from sweeps.progress import StudyProgress
+    from trainables.tune_entry import train
+
+    trainable = tune.with_resources(train, {"cpu": study.cpus_per_trial, "gpu": gpus_per_trial})
+    progress = StudyProgress(len(trials), int(trials[0]["epochs"]), trials[0]["metric"])
+    if resume:
+        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+    else:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space(trials),
+            tune_config=tune.TuneConfig(
+                # why: the grid is an explicit list (repeats differ between modes), so each trial is
+                # a preset point; num_samples = one sample per point
+                search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in trials], max_concurrent=study.max_concurrent),
+                num_samples=len(trials), reuse_actors=False,  # why: a fresh process per trial
+                trial_name_creator=lambda t: trial_label(t.config),
+                trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}"),
+            run_config=tune.RunConfig(
+                name=experiment.name, storage_path=str(experiment.parent), verbose=0,
+                callbacks=[progress],
+                # why: last-layer weights and predictions must reach the storage from any node
+                sync_config=tune.SyncConfig(sync_artifacts=True),
+                failure_config=tune.FailureConfig(max_failures=0)),
+        )
+    return tuner.fit()
+
+
+def param_space(trials: list[dict]) -> dict:
+    """Keys equal in every trial are constants; the rest are the set of their values.
+
+    Tune checks each preset point against the space, so varying keys are given as choices over
+    exactly the values the grid uses (and every point sets them, so nothing is sampled).
+    """
+    from ray import tune
+
+    space = {}
+    for key in trials[0]:
+        values: list = []
+        for t in trials:
+            if t[key] not in values:
+                values.append(t[key])
+        space[key] = values[0] if len(values) == 1 else tune.choice(values)
+    return space
+
+
+def trial_rows(grid) -> pd.DataFrame:  # noqa: ANN001
+    """One row per trial of a ResultGrid, for the summary."""
+    rows = []
+    for result in grid:
+        cfg, metrics = result.config or {}, result.metrics or {}
+        error = result.error
+        if error is not None:
+            cause = getattr(error, "cause", None) or error
+            text = f"{type(cause).__name__}: {cause}".strip()
+            lines = [ln for ln in text.splitlines() if ln.strip()]
+            error = lines[-1] if lines else type(cause).__name__
+        rows.append({"optimizer": cfg.get("optimizer"), "seed": cfg.get("seed"), "mode": cfg.get("mode"),
+                     "repeat": cfg.get("repeat"), "label": trial_label(cfg) if cfg else "?",
+                     "status": "finished" if result.error is None and "final_metric" in metrics else "failed",
+                     "final_metric": metrics.get("final_metric"), "weights_sha256": metrics.get("weights_sha256"),
+                     "init_sha256": metrics.get("init_sha256"), "data_sha256": metrics.get("data_sha256"),
+                     "runtime_s": metrics.get("runtime_s"), "error": error, "path": result.path})
+    return pd.DataFrame(rows)

@@ -1,0 +1,77 @@
+"""python sweeps/run.py --dataset digits: the whole CUDA-randomness study, on every GPU Ray sees.
+
+Checks every input before Ray starts, starts Ray locally (or joins --address), runs the grid
+through Tune (resuming the experiment directory if the same study was started before), and ends
+with one row per configuration and mode. Exit code 0 only if every trial finished.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # why: run as a script from anywhere
+
+from sweeps.cli import UsageError, Study, fail, parse  # noqa: E402
+
+
+def dry_run(study: Study) -> None:
+    import pandas as pd
+
+    from sweeps.grid import trial_label
+
+    rows = pd.DataFrame([{"trial": trial_label(t), **{k: t[k] for k in ("seed", "optimizer", "mode", "repeat", "lr")}}
+                         for t in study.trials])
+    shared = {k: v for k, v in study.trials[0].items() if all(t[k] == v for t in study.trials)}
+    print(rows.to_string(index=False))
+    print(f"\n{len(study.trials)} trials; shared settings:")
+    for key, value in shared.items():
+        print(f"  {key} = {value}")
+
+
+def main(argv: list[str]) -> int:
+    try:
+        study = parse(argv)
+    except UsageError as exc:
+        fail(str(exc))
+    if study.dry_run:
+        dry_run(study)
+        return 0
+
+    from datasets import DataError, get_dataset
+    from sweeps import launch
+    from sweeps.summary import format_summary
+
+    name = launch.experiment_name(study)
+    experiment = study.storage_path / name
+    try:
+        resume = launch.check_existing(experiment, list(study.trials))
+        if study.address is None:  # local: everything is known before Ray starts
+            gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources())
+        # why: the driver fetches the data once; the trials only read it
+        get_dataset(study.dataset).prepare(study.data_dir)
+        experiment.mkdir(parents=True, exist_ok=True)
+    except (UsageError, DataError) as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"--storage-path: cannot write {experiment}: {exc.strerror}")
+
+    launch.start_ray(study, experiment / launch.DRIVER_LOG)
+    if study.address is not None:
+        try:
+            gpus_per_trial = launch.resolve_gpus(study, *launch.cluster_resources())
+        except UsageError as exc:
+            fail(str(exc))
+    trials = [dict(t, gpu_share=gpus_per_trial) for t in study.trials]
+    if not resume:
+        launch.write_study(experiment, list(study.trials))
+    print(f"{'Resuming' if resume else 'Starting'} {len(trials)} trials in {experiment}\n"
+          f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; watch: tensorboard --logdir {experiment}")
+    grid = launch.fit(study, trials, experiment, resume, gpus_per_trial)
+    rows = launch.trial_rows(grid)
+    print("\n" + format_summary(rows, trials[0]["metric"]))
+    print(f"\nExperiment directory: {experiment}\nAnalysis: python -m analysis report {experiment}")
+    return 0 if (rows["status"] == "finished").all() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

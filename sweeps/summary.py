@@ -1,0 +1,49 @@
+"""The end-of-run table: one row per configuration and mode, and the trials that failed.
+
+Pure pandas over one row per trial, so it is tested without Ray; sweeps/launch.py builds the rows
+from Tune's ResultGrid.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+KEYS = ["optimizer", "seed", "mode"]
+
+
+def _digest_verdict(group: pd.DataFrame) -> str:
+    digests = group["weights_sha256"].dropna()
+    if len(digests) == 0:
+        return "-"
+    distinct = digests.nunique()
+    if group.name[-1] == "deterministic":  # type: ignore[attr-defined]
+        if len(digests) == 1:
+            return "1 run only"
+        return "yes" if distinct == 1 else f"NO ({distinct} digests)"
+    return f"{distinct} of {len(digests)} differ" if distinct > 1 else f"all {len(digests)} equal"
+
+
+def summarize(trials: pd.DataFrame) -> pd.DataFrame:
+    """trials: one row per trial with KEYS, status, final_metric, weights/init/data_sha256."""
+    done = trials[trials["status"] == "finished"]
+    groups = trials.groupby(KEYS, sort=True)
+    table = pd.DataFrame({"done": groups["status"].apply(lambda s: f"{(s == 'finished').sum()}/{len(s)}")})
+    stats = done.groupby(KEYS)["final_metric"].agg(["mean", "std", "min", "max"])
+    table = table.join(stats)
+    table["same weights"] = done.groupby(KEYS).apply(_digest_verdict, include_groups=False) if len(done) else "-"
+    # why: repeats of a configuration must start from the same weights and see the same data
+    inputs = done.groupby(["optimizer", "seed"])[["init_sha256", "data_sha256"]].nunique().max(axis=1)
+    table["same init+data"] = [("yes" if inputs.get((o, s), 1) == 1 else "NO") if (o, s) in inputs.index else "-"
+                               for o, s, _ in table.index]
+    return table.fillna({"same weights": "-"})
+
+
+def format_summary(trials: pd.DataFrame, metric: str) -> str:
+    table = summarize(trials)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500,
+                           "display.float_format", "{:.4f}".format):
+        text = f"{metric} of each trial's selected epoch, per configuration and mode:\n{table.to_string()}"
+    failed = trials[trials["status"] != "finished"]
+    if len(failed):
+        lines = [f"  {r.label} ({r.status}): {r.error}" for r in failed.itertuples()]
+        text += f"\n{len(failed)} trial(s) did not finish:\n" + "\n".join(lines)
+    return text

@@ -1,0 +1,28 @@
+"""Files a trial keeps beside its results: per-epoch last-layer weights and final predictions.
+
+They are written to the trial's directory, which Ray Tune syncs to the experiment's storage
+(sync_artifacts), so the similarity and churn analyses work from the experiment directory alone,
+also for trials that ran on other nodes of a cluster.
+"""
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from torch import nn
+
+LAST_LAYER_FILE = "last_layer.npz"  # entries e0001_weight, e0001_bias, ...: np.load reads it
+PREDICTIONS_FILE = "predictions.npz"  # labels, probs (float32 N x C), epoch
+
+
+def append_last_layer(directory: Path, epoch: int, layer: nn.Module) -> None:
+    """Add this epoch's last-layer weights to one zip per trial (a .npz), not a file per epoch."""
+    with zipfile.ZipFile(directory / LAST_LAYER_FILE, "a") as archive:
+        for name, param in layer.named_parameters():
+            with archive.open(f"e{epoch:04d}_{name}.npy", "w") as f:
+                np.lib.format.write_array(f, param.detach().float().cpu().numpy())
+
+
+def save_predictions(directory: Path, labels: np.ndarray, probs: np.ndarray, epoch: int) -> None:
+    np.savez(directory / PREDICTIONS_FILE, labels=labels, probs=probs.astype(np.float32), epoch=np.int64(epoch))

@@ -1,0 +1,127 @@
+"""The seeded training stream: order and augmentation are a function of (seed, epoch) alone.
+
+Every epoch's plan (the permutation and, per example, its crop offsets and flip) is drawn up
+front from a NumPy generator keyed on (seed, epoch) and indexed by example, so the stream is
+the same whatever the repeat, the mode, the number of DataLoader workers or where the work runs.
+The images stay uint8 until they reach the device; crop and flip are exact integer copies, so the
+GPU-resident path and the worker path give the same pixels bit for bit.
+"""
+from __future__ import annotations
+
+import functools
+import random
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, Dataset
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    order: np.ndarray  # int64 permutation of the training examples
+    offsets: np.ndarray  # int64 N x 2 crop offsets (y, x) in [0, 2 * padding], by example index
+    flips: np.ndarray  # bool N, by example index
+
+    def digest_parts(self) -> tuple[np.ndarray, ...]:
+        return self.order, self.offsets, self.flips
+
+
+def epoch_plan(n: int, seed: int, epoch: int, crop_padding: int, hflip: bool) -> EpochPlan:
+    rng = np.random.default_rng([seed, epoch])  # why: independent of repeat, mode and workers
+    order = rng.permutation(n).astype(np.int64)
+    offsets = rng.integers(0, 2 * crop_padding + 1, size=(n, 2), dtype=np.int64)
+    flips = rng.random(n) < 0.5 if hflip else np.zeros(n, dtype=bool)
+    return EpochPlan(order, offsets, flips)
+
+
+def augment(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip, batched, on whatever device holds the batch."""
+    b, c, h, w = images.shape
+    if padding:
+        padded = F.pad(images, (padding, padding, padding, padding))
+        rows = (offsets[:, 0, None] + torch.arange(h, device=images.device))[:, None, :, None]
+        cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, None, :]
+        images = padded[torch.arange(b, device=images.device)[:, None, None, None],
+                        torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+    if bool(flips.any()):
+        images = torch.where(flips[:, None, None, None], images.flip(3), images)
+    return images
+
+
+class _PlannedBatches(Dataset):
+    """Item k is the k-th batch of the plan, augmented; used when DataLoader workers do the work."""
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, plan: EpochPlan, batch_size: int, padding: int) -> None:
+        self.images, self.labels, self.plan, self.batch_size, self.padding = images, labels, plan, batch_size, padding
+
+    def __len__(self) -> int:
+        return -(-len(self.plan.order) // self.batch_size)
+
+    def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.from_numpy(self.plan.order[k * self.batch_size:(k + 1) * self.batch_size])
+        x = augment(self.images[idx], torch.from_numpy(self.plan.offsets)[idx], torch.from_numpy(self.plan.flips)[idx], self.padding)
+        return x, self.labels[idx], idx
+
+
+class TrainStream:
+    """Yields (uint8 images, labels, example indices) on `device`, one epoch at a time."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, crop_padding: int,
+                 hflip: bool, num_workers: int, device: torch.device) -> None:
+        self.batch_size, self.seed, self.padding, self.hflip = batch_size, seed, crop_padding, hflip
+        self.num_workers, self.device = num_workers, device
+        # why: with no workers the whole uint8 set lives on the device and is augmented there
+        home = device if num_workers == 0 else torch.device("cpu")
+        self.images = torch.from_numpy(images).to(home)
+        self.labels = torch.from_numpy(labels).to(home)
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        return epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip)
+
+    def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        plan = plan or self.plan(epoch)
+        if self.num_workers == 0:
+            yield from self._on_device(plan)
+        else:
+            yield from self._from_workers(plan, epoch)
+
+    def _on_device(self, plan: EpochPlan) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        order = torch.from_numpy(plan.order).to(self.device)
+        offsets = torch.from_numpy(plan.offsets).to(self.device)
+        flips = torch.from_numpy(plan.flips).to(self.device)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            yield augment(self.images[idx], offsets[idx], flips[idx], self.padding), self.labels[idx], idx
+
+    def _from_workers(self, plan: EpochPlan, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        seed, pin = self.seed, self.device.type == "cuda"
+        loader = DataLoader(
+            _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding),
+            batch_size=None, shuffle=False, num_workers=self.num_workers, pin_memory=pin,
+            # why: a library that draws from a global RNG inside a worker still sees a seed that
+            # depends on (seed, epoch, worker) alone
+            generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+            worker_init_fn=functools.partial(_seed_worker, seed, epoch),
+        )
+        for x, y, idx in loader:
+            yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin), idx
+
+
+def _seed_worker(seed: int, epoch: int, worker: int) -> None:
+    s = int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0])
+    random.seed(s)
+    np.random.seed(s)
+    torch.manual_seed(s)
+    torch.set_num_threads(1)  # why: workers are processes already; threads would oversubscribe
+
+
+def eval_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Fixed-order, un-augmented batches for validation and test."""
+    for start in range(0, len(labels), batch_size):
+        yield images[start:start + batch_size].to(device, non_blocking=True), labels[start:start + batch_size].to(device, non_blocking=True)

@@ -1,0 +1,116 @@
+"""One trial's settings, frozen, built from Ray Tune's config dict.
+
+Tune hands every trial a plain dict (the same one it writes to params.json). A typo in a key or a
+string where a number belongs would otherwise run for hours before anyone noticed, so the dict is
+checked against this dataclass: unknown keys and wrong types are refused, naming the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+
+MODES = ("deterministic", "nondeterministic")
+OPTIMIZERS = ("adam", "sgd")
+SCHEDULERS = ("cosine", "plateau", "constant")
+METRICS = ("accuracy", "f1", "auc")
+SELECTIONS = ("last", "best_val_loss", "best_val_auc")
+
+
+@dataclass(frozen=True)
+class TrialConfig:
+    # what is trained
+    dataset: str  # dataset name the driver prepared (digits, cifar10, ...)
+    data_dir: str  # absolute path the driver prepared; "" for data bundled with a package
+    model: str  # a project model (trainables.models) or any timm model name
+    # the grid axes: (seed, optimizer) is a configuration; mode and repeat make it a trial
+    seed: int  # seeds Python, NumPy, torch, the data order and every augmentation draw
+    optimizer: str  # adam | sgd
+    mode: str  # deterministic | nondeterministic (the paper's two CUDA settings)
+    repeat: int  # repeat index; deliberately feeds no RNG, so repeats differ only by CUDA
+    # optimisation
+    epochs: int  # passes over the training split
+    batch_size: int  # examples per optimizer step
+    lr: float  # initial learning rate
+    momentum: float  # SGD momentum (unused by Adam)
+    weight_decay: float  # L2 penalty added to the gradient (torch's coupled weight_decay)
+    betas: tuple[float, float]  # Adam (beta1, beta2) (unused by SGD)
+    amsgrad: bool  # Adam's AMSGrad variant (unused by SGD)
+    scheduler: str  # cosine: per epoch, T_max = epochs | plateau: on val loss | constant
+    plateau_patience: int  # epochs without val-loss improvement before the lr is cut
+    plateau_factor: float  # lr multiplier on a plateau
+    min_lr: float  # floor for the plateau scheduler's lr
+    # data
+    crop_padding: int  # RandomCrop padding in pixels; 0 turns the crop off
+    hflip: bool  # random horizontal flip with probability 0.5
+    mean: tuple[float, ...]  # per-channel normalisation mean, pixels scaled to [0, 1]
+    std: tuple[float, ...]  # per-channel normalisation std, pixels scaled to [0, 1]
+    num_workers: int  # DataLoader workers; 0 keeps the data set on the trial's device
+    eval_batch_size: int  # examples per evaluation batch; changes no result
+    # measurement
+    metrics: tuple[str, ...]  # reported on val and test each epoch: accuracy, f1, auc
+    metric: str  # the primary test metric, reported as `metric`
+    f1_average: str  # sklearn's average= for F1: macro (CIFAR-10) or weighted (SDNET)
+    select: str  # which epoch's test score is the trial's: last | best_val_loss | best_val_auc
+    tf32: bool  # TF32 matmuls/convolutions; set identically in both modes
+    det_warn_only: bool  # deterministic mode warns (and records) instead of failing on an op
+    gpu_share: float  # fraction of a GPU this trial holds; apportions the GPU's energy counter
+    digest_batches: int  # leading training batches whose pixels enter data_sha256
+
+    @classmethod
+    def from_dict(cls, config: typing.Mapping[str, object]) -> "TrialConfig":
+        """Build from Tune's dict, refusing unknown keys, missing keys and wrong types."""
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(config) - set(names))
+        if unknown:
+            raise ValueError(f"trial config: unknown key(s) {', '.join(unknown)}")
+        missing = [n for n in names if n not in config]
+        if missing:
+            raise ValueError(f"trial config: missing key(s) {', '.join(missing)}")
+        values = {n: _coerce(n, config[n], hints[n]) for n in names}
+        cfg = cls(**values)
+        cfg._check_choices()
+        return cfg
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain JSON-friendly dict (tuples become lists), as params.json stores it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    def _check_choices(self) -> None:
+        for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS),
+                              ("metric", METRICS), ("select", SELECTIONS), ("f1_average", ("macro", "weighted", "binary"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"trial config: {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        for m in self.metrics:
+            if m not in METRICS:
+                raise ValueError(f"trial config: metrics has {m!r}, not one of {', '.join(METRICS)}")
+        if self.metric not in self.metrics:
+            raise ValueError(f"trial config: metric={self.metric!r} must be one of metrics {self.metrics}")
+        if len(self.mean) != len(self.std):
+            raise ValueError("trial config: mean and std must have one value per channel")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"trial config: {name} must be at least 1")
+        if self.num_workers < 0 or self.crop_padding < 0 or self.digest_batches < 0:
+            raise ValueError("trial config: num_workers, crop_padding and digest_batches must be >= 0")
+
+
+def _coerce(name: str, value: object, hint: object) -> object:
+    """Check `value` against a field's type; ints pass for floats, lists for tuples."""
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"trial config: {name} must be a list, got {type(value).__name__}")
+        item = args[0]
+        if not (len(args) == 2 and args[1] is Ellipsis) and len(value) != len(args):
+            raise TypeError(f"trial config: {name} must have {len(args)} items, got {len(value)}")
+        return tuple(_coerce(name, v, item) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise TypeError(f"trial config: {name} must be int, got bool")
+    if not isinstance(value, hint):  # type: ignore[arg-type]
+        raise TypeError(f"trial config: {name} must be {hint.__name__}, got {type(value).__name__} {value!r}")  # type: ignore[union-attr]
+    return value

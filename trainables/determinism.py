@@ -1,0 +1,79 @@
+"""The determinism contract (DESIGN.md), applied inside the trial process before any CUDA work.
+
+Both modes get identical seeding, precision flags and cuBLAS workspace; they differ only in the
+three switches that the reference study toggled: deterministic algorithms, cudnn.deterministic
+and cudnn.benchmark. Anything else that differed would be measured as "CUDA noise".
+"""
+from __future__ import annotations
+
+import os
+import random
+import warnings
+
+import numpy as np
+import torch
+
+# why: cuBLAS needs a fixed workspace for deterministic results; set in both modes so the modes
+# differ only in the switches below (":4096:8" is the larger of the two values NVIDIA documents).
+CUBLAS_WORKSPACE = ":4096:8"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed every global RNG a model, optimizer or library might draw from."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds every CUDA device, lazily
+
+
+def set_precision(tf32: bool) -> None:
+    """Fix float32 matmul/conv precision explicitly, identically in both modes."""
+    mode = "tf32" if tf32 else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        torch.backends.cuda.matmul.fp32_precision = mode
+        torch.backends.cudnn.conv.fp32_precision = mode
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+
+
+def apply(mode: str, seed: int, tf32: bool, warn_only: bool) -> None:
+    """Put this process into `mode`; must run before the first CUDA call of the trial."""
+    if os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE) != CUBLAS_WORKSPACE:
+        raise RuntimeError(f"CUBLAS_WORKSPACE_CONFIG is {os.environ['CUBLAS_WORKSPACE_CONFIG']!r}; "
+                           f"the study needs {CUBLAS_WORKSPACE!r} in both modes")
+    seed_everything(seed)
+    set_precision(tf32)
+    deterministic = mode == "deterministic"
+    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
+    torch.backends.cudnn.deterministic = deterministic
+    torch.backends.cudnn.benchmark = not deterministic  # the paper's non-deterministic setting
+
+
+class NondeterministicOpLog:
+    """Collects torch's 'no deterministic implementation' warnings (--det-warn-only).
+
+    The run goes on, but each op is recorded once so the results say the trial was not fully
+    deterministic and which op broke it.
+    """
+
+    def __init__(self) -> None:
+        self.ops: list[str] = []
+        self._catch = warnings.catch_warnings()
+
+    def __enter__(self) -> "NondeterministicOpLog":
+        self._catch.__enter__()  # restores filters and showwarning on exit
+        warnings.simplefilter("always")  # why: the default shows a warning once per code line
+        previous = warnings.showwarning
+
+        def show(message, category, filename, lineno, file=None, line=None):  # noqa: ANN001
+            text = str(message)
+            if "deterministic" not in text:
+                previous(message, category, filename, lineno, file, line)
+            elif text not in self.ops:
+                self.ops.append(text)
+
+        warnings.showwarning = show
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._catch.__exit__(*exc)

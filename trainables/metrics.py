@@ -1,0 +1,32 @@
+"""Classification scores from logits, through scikit-learn so they match everyone else's."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+
+
+def scores(labels: np.ndarray, probs: np.ndarray, names: tuple[str, ...], f1_average: str) -> dict[str, float]:
+    """`names` out of accuracy, f1, auc; AUC is one-vs-rest macro for more than two classes."""
+    pred = probs.argmax(1)
+    out: dict[str, float] = {}
+    for name in names:
+        if name == "accuracy":
+            out[name] = float(accuracy_score(labels, pred))
+        elif name == "f1":
+            out[name] = float(f1_score(labels, pred, average=f1_average, zero_division=0))
+        elif name == "auc":
+            out[name] = _auc(labels, probs)
+        else:
+            raise ValueError(f"unknown metric {name!r}")
+    return out
+
+
+def _auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    present = np.unique(labels)
+    if len(present) < 2:
+        return float("nan")  # why: AUC is undefined with one class; NaN says so, 0.5 would lie
+    if probs.shape[1] == 2:
+        return float(roc_auc_score(labels, probs[:, 1]))
+    if len(present) < probs.shape[1]:
+        return float("nan")
+    return float(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))

@@ -1,0 +1,36 @@
+"""Optimizer and learning-rate schedule from a TrialConfig."""
+from __future__ import annotations
+
+from typing import Iterable, Optional
+
+import torch
+
+from trainables.config import TrialConfig
+
+
+def build_optimizer(cfg: TrialConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
+
+
+class Schedule:
+    """One `step(val_loss)` per epoch whatever the scheduler, so the loop need not know which."""
+
+    def __init__(self, cfg: TrialConfig, optimizer: torch.optim.Optimizer) -> None:
+        self.kind = cfg.scheduler
+        self.inner: Optional[object] = None
+        if cfg.scheduler == "cosine":
+            self.inner = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        elif cfg.scheduler == "plateau":
+            self.inner = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor, min_lr=cfg.min_lr)
+
+    def step(self, val_loss: Optional[float]) -> None:
+        if self.kind == "cosine":
+            self.inner.step()  # type: ignore[union-attr]
+        elif self.kind == "plateau":
+            self.inner.step(val_loss)  # type: ignore[union-attr]
+
+    def state_dict(self) -> dict:
+        return self.inner.state_dict() if self.inner is not None else {}  # type: ignore[union-attr]
