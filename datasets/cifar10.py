@@ -31,15 +31,20 @@ def prepare(data_dir: Path) -> None:
         return
     from torchvision.datasets.utils import download_and_extract_archive
 
+    archive = data_dir / Path(URL).name
+    had_archive = archive.exists()
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # why: fail fast on a machine with no internet
     try:
         download_and_extract_archive(URL, str(data_dir), md5=MD5)
     except Exception as exc:  # any network or disk failure ends in the same instruction
+        if not had_archive:
+            archive.unlink(missing_ok=True)  # why: leave no half-downloaded file behind
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"cifar10: {data_dir / FOLDER} lacks {', '.join(_missing(data_dir))} and the "
-                        f"download failed ({reason}); put the files of {URL} (data_batch_1..5, "
-                        f"test_batch, batches.meta) in {data_dir / FOLDER}/") from None
+        missing = _missing(data_dir)
+        what = "has no CIFAR-10 batches" if len(missing) == len(FILES) else f"lacks {', '.join(missing)}"
+        raise DataError(f"cifar10: {data_dir / FOLDER} {what} and the download failed ({reason}); "
+                        f"put data_batch_1..5, test_batch and batches.meta from {URL} there") from None
     finally:
         socket.setdefaulttimeout(previous)
     if _missing(data_dir):

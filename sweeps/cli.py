@@ -40,6 +40,15 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default only where there is a fixed one; preset defaults are in the help text."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False, []) or action.default is argparse.SUPPRESS:
+            return action.help or ""
+        return super()._get_help_string(action)
+
+
 def _preset_help(key: str) -> str:
     def show(v: object) -> str:
         return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
@@ -54,7 +63,7 @@ def _preset_help(key: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python sweeps/run.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = _Parser(prog="python sweeps/run.py", formatter_class=_DefaultsFormatter,
                 description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
                             "every (seed, optimizer) configuration is trained R times non-deterministically "
                             "and D times deterministically, everything else held fixed.")
@@ -65,15 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, help="non-deterministic repeats per configuration; " + _preset_help("repeats"))
     p.add_argument("--det-repeats", type=int,
                    help="deterministic repeats per configuration; 2 or more proves bitwise reproducibility; " + _preset_help("det_repeats"))
-    p.add_argument("--epochs", type=int, help=_preset_help("epochs"))
-    p.add_argument("--batch-size", type=int, help=_preset_help("batch_size"))
+    p.add_argument("--epochs", type=int, help="training epochs per trial; " + _preset_help("epochs"))
+    p.add_argument("--batch-size", type=int, help="examples per step; " + _preset_help("batch_size"))
     p.add_argument("--lr", type=float, help="initial learning rate for every optimizer; " + _preset_help("lr"))
     p.add_argument("--model", help="preactresnet18, small_cnn or any timm model name; " + _preset_help("model"))
     p.add_argument("--num-workers", type=int, help="DataLoader workers per trial (0 keeps the data on the GPU); " + _preset_help("num_workers"))
     p.add_argument("--gpus-per-trial", type=float,
-                   help="GPUs per trial, fractions pack trials onto one GPU; default: the preset's share "
-                        "where Ray sees a GPU, else 0 (" + _preset_help("gpus_per_trial") + ")")
-    p.add_argument("--cpus-per-trial", type=float, help=_preset_help("cpus_per_trial"))
+                   help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; "
+                        + _preset_help("gpus_per_trial"))
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs Ray reserves per trial; " + _preset_help("cpus_per_trial"))
     p.add_argument("--max-concurrent", type=int, default=0, help="most trials at once; 0: as many as resources allow")
     p.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
     p.add_argument("--name", help="experiment name; default: DATASET-<hash of the study>, so the same command resumes")

@@ -62,13 +62,13 @@ def local_resources() -> tuple[float, float]:
     return float(os.cpu_count() or 1), float(torch.cuda.device_count())
 
 
-def resolve_gpus(study: Study, cpus: float, gpus: float) -> float:
+def resolve_gpus(study: Study, cpus: float, gpus: float, where: str = "this Ray cluster has") -> float:
     """GPUs per trial: the flag, else the preset's share where there are GPUs; checked against the cluster."""
     per_trial = study.gpus_per_trial if study.gpus_per_trial is not None else (study.preset_gpus_per_trial if gpus > 0 else 0.0)
     if per_trial > gpus:
-        raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but this Ray cluster has {gpus:g}")
+        raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but {where} {gpus:g}")
     if study.cpus_per_trial > cpus:
-        raise UsageError(f"--cpus-per-trial: {study.cpus_per_trial:g} CPUs per trial, but this Ray cluster has {cpus:g}")
+        raise UsageError(f"--cpus-per-trial: {study.cpus_per_trial:g} CPUs per trial, but {where} {cpus:g}")
     return per_trial
 
 
@@ -82,7 +82,7 @@ def start_ray(study: Study, log_file: Path) -> None:
     else:
         env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
     ray.init(address=study.address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.WARNING)
+             logging_level=logging.ERROR)
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     ray_logger = logging.getLogger("ray")
@@ -107,6 +107,7 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
     from sweeps.progress import StudyProgress
     from trainables.tune_entry import train
 
+    os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # why: the new engine prints its tables whatever `verbose` says
     trainable = tune.with_resources(train, {"cpu": study.cpus_per_trial, "gpu": gpus_per_trial})
     progress = StudyProgress(len(trials), int(trials[0]["epochs"]), trials[0]["metric"])
     if resume:
@@ -118,7 +119,7 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
             tune_config=tune.TuneConfig(
                 # why: the grid is an explicit list (repeats differ between modes), so each trial is
                 # a preset point; num_samples = one sample per point
-                search_alg=BasicVariantGenerator(points_to_evaluate=[dict(t) for t in trials], max_concurrent=study.max_concurrent),
+                search_alg=BasicVariantGenerator(points_to_evaluate=preset_points(trials), max_concurrent=study.max_concurrent),
                 num_samples=len(trials), reuse_actors=False,  # why: a fresh process per trial
                 trial_name_creator=lambda t: trial_label(t.config),
                 trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}"),
@@ -132,22 +133,33 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
     return tuner.fit()
 
 
-def param_space(trials: list[dict]) -> dict:
-    """Keys equal in every trial are constants; the rest are the set of their values.
+def varying_keys(trials: list[dict]) -> list[str]:
+    return [k for k in trials[0] if any(t[k] != trials[0][k] for t in trials)]
 
-    Tune checks each preset point against the space, so varying keys are given as choices over
-    exactly the values the grid uses (and every point sets them, so nothing is sampled).
+
+def param_space(trials: list[dict]) -> dict:
+    """Keys equal in every trial are constants; a varying key is a choice over the grid's values.
+
+    Each trial is a preset point that sets every varying key, so nothing is ever sampled; Tune
+    only checks the points against these choices.
     """
     from ray import tune
 
-    space = {}
-    for key in trials[0]:
+    space = dict(trials[0])
+    for key in varying_keys(trials):
         values: list = []
         for t in trials:
+            if isinstance(t[key], list):  # why: Tune flattens list values of preset points
+                raise UsageError(f"--set: {key} is a list that differs between trials; the grid cannot vary it")
             if t[key] not in values:
                 values.append(t[key])
-        space[key] = values[0] if len(values) == 1 else tune.choice(values)
+        space[key] = tune.choice(values)
     return space
+
+
+def preset_points(trials: list[dict]) -> list[dict]:
+    keys = varying_keys(trials)
+    return [{k: t[k] for k in keys} for t in trials]
 
 
 def trial_rows(grid) -> pd.DataFrame:  # noqa: ANN001

@@ -6,11 +6,11 @@
 from __future__ import annotations
 
 PAPER_SEEDS = (0, 42, 314, 3407, 180698)
-PAPER_ADAM_BETAS = (0.851436, 0.999689)
 
 _COMMON_TRIAL = {
     "momentum": 0.9,  # SGD only
-    "betas": (0.9, 0.999),  # Adam only
+    "beta1": 0.9,  # Adam only
+    "beta2": 0.999,  # Adam only
     "amsgrad": False,  # Adam only
     "plateau_patience": 1,  # epochs
     "plateau_factor": 0.5,
@@ -44,7 +44,7 @@ PRESETS: dict[str, dict] = {
                   "scheduler": "cosine", "crop_padding": 4, "hflip": True,
                   "mean": (0.4914, 0.4822, 0.4465), "std": (0.2023, 0.1994, 0.2010),
                   "metrics": ("accuracy", "f1"), "metric": "accuracy"},
-        "optimizers": {"adam": {"lr": 0.01, "betas": PAPER_ADAM_BETAS, "amsgrad": True, "weight_decay": 0.0},
+        "optimizers": {"adam": {"lr": 0.01, "beta1": 0.851436, "beta2": 0.999689, "amsgrad": True, "weight_decay": 0.0},
                        "sgd": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}},
     },
 }

@@ -46,7 +46,7 @@ def main(argv: list[str]) -> int:
     try:
         resume = launch.check_existing(experiment, list(study.trials))
         if study.address is None:  # local: everything is known before Ray starts
-            gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources())
+            gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources(), where="this machine (where Ray starts) has")
         # why: the driver fetches the data once; the trials only read it
         get_dataset(study.dataset).prepare(study.data_dir)
         experiment.mkdir(parents=True, exist_ok=True)

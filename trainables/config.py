@@ -34,7 +34,8 @@ class TrialConfig:
     lr: float  # initial learning rate
     momentum: float  # SGD momentum (unused by Adam)
     weight_decay: float  # L2 penalty added to the gradient (torch's coupled weight_decay)
-    betas: tuple[float, float]  # Adam (beta1, beta2) (unused by SGD)
+    beta1: float  # Adam's first-moment decay (unused by SGD)
+    beta2: float  # Adam's second-moment decay (unused by SGD)
     amsgrad: bool  # Adam's AMSGrad variant (unused by SGD)
     scheduler: str  # cosine: per epoch, T_max = epochs | plateau: on val loss | constant
     plateau_patience: int  # epochs without val-loss improvement before the lr is cut

@@ -11,7 +11,7 @@ from trainables.config import TrialConfig
 def build_optimizer(cfg: TrialConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
 
 
 class Schedule:

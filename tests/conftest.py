@@ -1,0 +1,35 @@
+"""Shared fixtures: small data sets written in the real on-disk formats."""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def write_cifar10(root: Path, n_train_per_batch: int = 20, n_test: int = 20, seed: int = 0) -> Path:
+    """A tiny copy of the official cifar-10-batches-py layout (pickled dicts, uint8 rows of 3072)."""
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+
+    def batch(n: int) -> dict:
+        return {"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+                "labels": [int(i % 10) for i in range(n)], "batch_label": "fixture"}
+
+    for i in range(1, 6):
+        with open(folder / f"data_batch_{i}", "wb") as f:
+            pickle.dump(batch(n_train_per_batch), f)
+    with open(folder / "test_batch", "wb") as f:
+        pickle.dump(batch(n_test), f)
+    with open(folder / "batches.meta", "wb") as f:
+        pickle.dump({"label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, f)
+    return root
+
+
+@pytest.fixture
+def cifar_dir(tmp_path: Path) -> Path:
+    return write_cifar10(tmp_path / "cifar")

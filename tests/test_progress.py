@@ -1,0 +1,36 @@
+import io
+from types import SimpleNamespace
+
+from sweeps.progress import StudyProgress, format_duration
+
+
+def trial(i: int, status: str) -> SimpleNamespace:
+    config = {"optimizer": "adam", "seed": 0, "mode": "nondeterministic", "repeat": i}
+    return SimpleNamespace(trial_id=f"t{i}", status=status, config=config, last_result={"final_metric": 0.5}, path="/x")
+
+
+def test_status_line_counts_trials_and_estimates_time_left():
+    progress = StudyProgress(total_trials=4, epochs_per_trial=10, metric="metric", stream=io.StringIO())
+    trials = [trial(0, "TERMINATED"), trial(1, "RUNNING"), trial(2, "PENDING")]  # the 4th not created yet
+    for e in range(1, 11):
+        progress.on_trial_result(0, trials, trials[0], {"epoch": e, "metric": 0.9})
+    for e in range(1, 6):
+        progress.on_trial_result(0, trials, trials[1], {"epoch": e, "metric": 0.75})
+    line = progress.status_line(trials, elapsed=30.0)
+    # 15 epochs in 30 s; 5 + 10 + 10 epochs left -> 50 s
+    assert "1/4 finished, 1 running, 2 pending, 0 failed" in line
+    assert "left: 50s" in line
+    assert "adam_seed0_nondet_r1 ep 5/10 0.750" in line
+
+
+def test_a_file_gets_lines_not_redraws_and_failures_stand_out():
+    out = io.StringIO()
+    progress = StudyProgress(total_trials=1, epochs_per_trial=1, metric="metric", stream=out)
+    progress.on_trial_error(0, [], trial(0, "ERROR"))
+    progress.on_experiment_end([trial(0, "ERROR")])
+    text = out.getvalue()
+    assert "\r" not in text and "FAILED adam_seed0_nondet_r0" in text and "0 finished" not in text.split("\n")[0]
+
+
+def test_durations_read_naturally():
+    assert [format_duration(s) for s in (5, 65, 3725)] == ["5s", "1m05s", "1h02m"]

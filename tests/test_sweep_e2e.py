@@ -1,0 +1,86 @@
+"""A small study through Ray Tune, run exactly as a user runs it, and the files it leaves."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+
+ARGS = ["--dataset", "digits", "--seeds", "0,1", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "2",
+        "--epochs", "2", "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--name", "e2e"]
+PARAMS = {"dataset", "model", "seed", "optimizer", "mode", "repeat", "epochs", "batch_size", "lr", "momentum", "weight_decay"}
+EPOCH_KEYS = {"epoch", "train_loss", "val_accuracy", "test_accuracy", "test_f1", "metric", "lr", "epoch_time_s", "samples_per_s"}
+FINAL_KEYS = {"weights_sha256", "init_sha256", "data_sha256", "runtime_s", "energy_j", "env", "final_metric"}
+
+
+def run(storage: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "sweeps/run.py", *ARGS, "--storage-path", str(storage)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    storage = tmp_path_factory.mktemp("experiments")
+    proc = run(storage)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return storage / "e2e", proc
+
+
+def trials(experiment: Path) -> dict[str, tuple[dict, list[dict]]]:
+    out = {}
+    for params in sorted(experiment.glob("*/params.json")):
+        results = [json.loads(line) for line in (params.parent / "result.json").read_text().splitlines()]
+        out[params.parent.name] = (json.loads(params.read_text()), results)
+    return out
+
+
+def test_every_trial_leaves_the_contract_files(study):
+    experiment, _ = study
+    found = trials(experiment)
+    assert len(found) == 2 * 1 * (2 + 2)
+    for name, (params, results) in found.items():
+        assert PARAMS <= set(params), name
+        assert name.startswith(f"sgd_seed{params['seed']}_{'det' if params['mode'] == 'deterministic' else 'nondet'}_r{params['repeat']}")
+        assert [r["epoch"] for r in results] == [1, 2]
+        assert all(EPOCH_KEYS <= set(r) for r in results)
+        assert FINAL_KEYS <= set(results[-1])
+        directory = experiment / name
+        assert (directory / "progress.csv").is_file()
+        assert list(directory.glob("events.out.tfevents.*")), "TensorBoard event file"
+        assert sorted(np.load(directory / "last_layer.npz").files) == ["e0001_bias", "e0001_weight", "e0002_bias", "e0002_weight"]
+        assert np.load(directory / "predictions.npz")["probs"].shape[1] == 10
+
+
+def test_digests_hold_the_determinism_contract_on_cpu(study):
+    experiment, _ = study
+    by_seed: dict[int, list[dict]] = {}
+    for params, results in trials(experiment).values():
+        by_seed.setdefault(params["seed"], []).append(results[-1])
+    for finals in by_seed.values():
+        assert len({f["init_sha256"] for f in finals}) == 1
+        assert len({f["data_sha256"] for f in finals}) == 1
+        assert len({f["weights_sha256"] for f in finals}) == 1  # CPU: no CUDA noise, both modes identical
+    assert by_seed[0][0]["init_sha256"] != by_seed[1][0]["init_sha256"]
+    assert by_seed[0][0]["data_sha256"] != by_seed[1][0]["data_sha256"]
+
+
+def test_summary_reports_each_configuration_and_mode(study):
+    _, proc = study
+    lines = proc.stdout.splitlines()
+    assert any("sgd" in line and "deterministic" in line and "2/2" in line and "yes" in line for line in lines)
+    assert sum("nondeterministic" in line and "2/2" in line and "all 2 equal" in line for line in lines) == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_running_the_same_command_again_trains_nothing_again(study):
+    experiment, _ = study
+    before = {name: len(results) for name, (_, results) in trials(experiment).items()}
+    proc = run(experiment.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert "Resuming 8 trials" in proc.stdout
+    assert {name: len(results) for name, (_, results) in trials(experiment).items()} == before
