@@ -22,6 +22,8 @@ for result in sorted(Path(sys.argv[1]).glob("*/result.json")):
                  "energy_j": last.get("energy_j"), "gpu": (last.get("env") or {}).get("gpu")})
     epochs += [{"mode": cfg["mode"], "epoch": r["epoch"], "epoch_time_s": r["epoch_time_s"],
                 "train_time_s": r["train_time_s"]} for r in lines]
+if not rows:
+    sys.exit(f"no trial with results under {sys.argv[1]}")
 df = pd.DataFrame(rows).sort_values(["optimizer", "seed", "mode", "repeat"])
 with pd.option_context("display.width", 250, "display.max_rows", 500):
     print(df.to_string(index=False))

@@ -26,8 +26,10 @@ def _missing(root: Path) -> list[str]:
 
 
 def prepare(data_dir: Path) -> None:
-    """Make sure the batches are there: download through torchvision if reachable, else one line."""
+    """Make sure the batches are there and readable: download through torchvision if reachable,
+    else one line; reading them once here (about a second) stops a bad file before Ray starts."""
     if not _missing(data_dir):
+        load(data_dir)
         return
     from torchvision.datasets.utils import download_and_extract_archive
 
@@ -49,12 +51,20 @@ def prepare(data_dir: Path) -> None:
         socket.setdefaulttimeout(previous)
     if _missing(data_dir):
         raise DataError(f"cifar10: {data_dir / FOLDER} still lacks {', '.join(_missing(data_dir))} after download")
+    load(data_dir)
+
+
+def _unpickle(path: Path) -> dict:
+    """The official files were pickled by Python 2 (str keys under latin1); copies written by
+    Python 3 have bytes keys. Both are the same format."""
+    with open(path, "rb") as f:
+        raw = pickle.load(f, encoding="latin1")
+    return {k.decode() if isinstance(k, bytes) else k: v for k, v in raw.items()}
 
 
 def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        with open(path, "rb") as f:
-            batch = pickle.load(f, encoding="latin1")
+        batch = _unpickle(path)
         data = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
         labels = np.asarray(batch["labels"], dtype=np.int64)
     except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
@@ -71,6 +81,9 @@ def load(data_dir: Path) -> ImageSplits:
     parts = [_read_batch(root / f) for f in TRAIN_FILES]
     train = Split(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
     test = Split(*_read_batch(root / "test_batch"))
-    with open(root / "batches.meta", "rb") as f:
-        classes = tuple(pickle.load(f, encoding="latin1")["label_names"])
+    try:
+        names = _unpickle(root / "batches.meta")["label_names"]
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, ValueError) as exc:
+        raise DataError(f"cifar10: cannot read {root / 'batches.meta'}: {type(exc).__name__}: {exc}") from None
+    classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
     return ImageSplits(train, None, test, classes)

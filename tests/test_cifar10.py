@@ -19,6 +19,11 @@ def test_reads_the_official_layout(cifar_dir):
     assert splits.train.labels[:20].tolist() == first["labels"]
 
 
+def test_reads_copies_pickled_with_bytes_keys(tmp_path):
+    splits = get_dataset("cifar10").load(write_cifar10(tmp_path, bytes_keys=True))
+    assert splits.train.images.shape == (100, 3, 32, 32) and splits.classes[-1] == "truck"
+
+
 def test_prepare_accepts_a_complete_copy_without_network(cifar_dir):
     get_dataset("cifar10").prepare(cifar_dir)  # nothing to fetch, nothing raised
 
@@ -28,6 +33,12 @@ def test_a_truncated_batch_is_named(cifar_dir):
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(DataError, match="data_batch_3"):
         get_dataset("cifar10").load(cifar_dir)
+
+
+def test_prepare_stops_a_corrupt_batch_before_any_trial(cifar_dir):
+    (cifar_dir / "cifar-10-batches-py" / "data_batch_2").write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="data_batch_2"):
+        get_dataset("cifar10").prepare(cifar_dir)
 
 
 def test_a_missing_batch_is_named(tmp_path):
