@@ -90,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--det-warn-only", action="store_true",
                    help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any trial setting, e.g. --set weight_decay=0 --set tf32=true (repeatable)")
+                   help="override any trial setting, e.g. --set weight_decay=0 --set conv_tf32=false (repeatable)")
     p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     return p
 

@@ -111,7 +111,8 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
     trainable = tune.with_resources(train, {"cpu": study.cpus_per_trial, "gpu": gpus_per_trial})
     progress = StudyProgress(len(trials), int(trials[0]["epochs"]), trials[0]["metric"])
     if resume:
-        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True)
+        # finished trials are kept, interrupted ones continue, failed ones start again
+        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True)
     else:
         tuner = tune.Tuner(
             trainable,
@@ -162,11 +163,17 @@ def preset_points(trials: list[dict]) -> list[dict]:
     return [{k: t[k] for k in keys} for t in trials]
 
 
+def _params(trial_dir: Optional[str]) -> dict:
+    """A trial's params.json, for results Tune restored without their config."""
+    path = Path(trial_dir or "") / "params.json"
+    return json.loads(path.read_text()) if trial_dir and path.is_file() else {}
+
+
 def trial_rows(grid) -> pd.DataFrame:  # noqa: ANN001
     """One row per trial of a ResultGrid, for the summary."""
     rows = []
     for result in grid:
-        cfg, metrics = result.config or {}, result.metrics or {}
+        cfg, metrics = result.config or _params(result.path), result.metrics or {}
         error = result.error
         if error is not None:
             cause = getattr(error, "cause", None) or error

@@ -99,7 +99,7 @@ def test_best_val_selection_reports_the_test_score_of_that_epoch(tmp_path):
 def test_det_warn_only_records_ops_without_a_deterministic_kernel():
     from trainables.determinism import NondeterministicOpLog, apply
 
-    apply("deterministic", 0, tf32=False, warn_only=True)
+    apply("deterministic", 0, conv_tf32=True, matmul_tf32=False, warn_only=True)
     try:
         with NondeterministicOpLog() as log:
             # put_ has no deterministic kernel even on the CPU; twice, recorded once
@@ -113,12 +113,12 @@ def test_det_warn_only_records_ops_without_a_deterministic_kernel():
 def test_deterministic_mode_fails_on_an_op_without_a_deterministic_kernel_naming_it():
     from trainables.determinism import apply
 
-    apply("deterministic", 0, tf32=False, warn_only=False)
+    apply("deterministic", 0, conv_tf32=True, matmul_tf32=False, warn_only=False)
     try:
         with pytest.raises(RuntimeError, match="put_"):
             torch.zeros(3).put_(torch.tensor([0, 0]), torch.ones(2))
         assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-        apply("nondeterministic", 0, tf32=False, warn_only=False)
+        apply("nondeterministic", 0, conv_tf32=True, matmul_tf32=False, warn_only=False)
         assert not torch.are_deterministic_algorithms_enabled()
         assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
     finally:

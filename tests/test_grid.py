@@ -27,8 +27,8 @@ def test_preset_defaults_match_the_reference_study():
 
 
 def test_flags_override_the_preset_for_every_optimizer():
-    study = parse(["--lr", "0.3", "--epochs", "2", "--batch-size", "16", "--set", "weight_decay=0", "--set", "tf32=true"])
-    assert {(t["lr"], t["epochs"], t["batch_size"], t["weight_decay"], t["tf32"]) for t in study.trials} == {(0.3, 2, 16, 0, True)}
+    study = parse(["--lr", "0.3", "--epochs", "2", "--batch-size", "16", "--set", "weight_decay=0", "--set", "conv_tf32=false"])
+    assert {(t["lr"], t["epochs"], t["batch_size"], t["weight_decay"], t["conv_tf32"]) for t in study.trials} == {(0.3, 2, 16, 0, False)}
 
 
 def test_det_warn_only_reaches_the_trials():

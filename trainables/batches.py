@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import random
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -37,8 +37,9 @@ def epoch_plan(n: int, seed: int, epoch: int, crop_padding: int, hflip: bool) ->
     return EpochPlan(order, offsets, flips)
 
 
-def augment(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, padding: int) -> torch.Tensor:
-    """Random crop with zero padding and horizontal flip, batched, on whatever device holds the batch."""
+def augment(images: torch.Tensor, offsets: torch.Tensor, flips: Optional[torch.Tensor], padding: int) -> torch.Tensor:
+    """Random crop with zero padding and horizontal flip (None: no flips), batched, on whatever
+    device holds the batch; pure tensor ops, so the host never waits for the GPU here."""
     b, c, h, w = images.shape
     if padding:
         padded = F.pad(images, (padding, padding, padding, padding))
@@ -46,7 +47,7 @@ def augment(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pa
         cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, None, :]
         images = padded[torch.arange(b, device=images.device)[:, None, None, None],
                         torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
-    if bool(flips.any()):
+    if flips is not None:
         images = torch.where(flips[:, None, None, None], images.flip(3), images)
     return images
 
@@ -54,15 +55,17 @@ def augment(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor, pa
 class _PlannedBatches(Dataset):
     """Item k is the k-th batch of the plan, augmented; used when DataLoader workers do the work."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, plan: EpochPlan, batch_size: int, padding: int) -> None:
-        self.images, self.labels, self.plan, self.batch_size, self.padding = images, labels, plan, batch_size, padding
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, plan: EpochPlan, batch_size: int, padding: int, hflip: bool) -> None:
+        self.images, self.labels, self.plan, self.batch_size = images, labels, plan, batch_size
+        self.padding, self.hflip = padding, hflip
 
     def __len__(self) -> int:
         return -(-len(self.plan.order) // self.batch_size)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = torch.from_numpy(self.plan.order[k * self.batch_size:(k + 1) * self.batch_size])
-        x = augment(self.images[idx], torch.from_numpy(self.plan.offsets)[idx], torch.from_numpy(self.plan.flips)[idx], self.padding)
+        flips = torch.from_numpy(self.plan.flips)[idx] if self.hflip else None
+        x = augment(self.images[idx], torch.from_numpy(self.plan.offsets)[idx], flips, self.padding)
         return x, self.labels[idx], idx
 
 
@@ -97,12 +100,12 @@ class TrainStream:
         flips = torch.from_numpy(plan.flips).to(self.device)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            yield augment(self.images[idx], offsets[idx], flips[idx], self.padding), self.labels[idx], idx
+            yield augment(self.images[idx], offsets[idx], flips[idx] if self.hflip else None, self.padding), self.labels[idx], idx
 
     def _from_workers(self, plan: EpochPlan, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         seed, pin = self.seed, self.device.type == "cuda"
         loader = DataLoader(
-            _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding),
+            _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding, self.hflip),
             batch_size=None, shuffle=False, num_workers=self.num_workers, pin_memory=pin,
             # why: a library that draws from a global RNG inside a worker still sees a seed that
             # depends on (seed, epoch, worker) alone

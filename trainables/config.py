@@ -53,7 +53,8 @@ class TrialConfig:
     metric: str  # the primary test metric, reported as `metric`
     f1_average: str  # sklearn's average= for F1: macro (CIFAR-10) or weighted (SDNET)
     select: str  # which epoch's test score is the trial's: last | best_val_loss | best_val_auc
-    tf32: bool  # TF32 matmuls/convolutions; set identically in both modes
+    conv_tf32: bool  # cuDNN convolutions may use TF32 (PyTorch's default); same in both modes
+    matmul_tf32: bool  # matmuls may use TF32 (PyTorch's default is no); same in both modes
     det_warn_only: bool  # deterministic mode warns (and records) instead of failing on an op
     gpu_share: float  # fraction of a GPU this trial holds; apportions the GPU's energy counter
     digest_batches: int  # leading training batches whose pixels enter data_sha256

@@ -25,24 +25,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device, lazily
 
 
-def set_precision(tf32: bool) -> None:
-    """Fix float32 matmul/conv precision explicitly, identically in both modes."""
-    mode = "tf32" if tf32 else "ieee"
+def set_precision(conv_tf32: bool, matmul_tf32: bool) -> None:
+    """Fix float32 conv/matmul precision explicitly, identically in both modes."""
     if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
-        torch.backends.cuda.matmul.fp32_precision = mode
-        torch.backends.cudnn.conv.fp32_precision = mode
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if matmul_tf32 else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if conv_tf32 else "ieee"
     else:
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cuda.matmul.allow_tf32 = matmul_tf32
+        torch.backends.cudnn.allow_tf32 = conv_tf32
 
 
-def apply(mode: str, seed: int, tf32: bool, warn_only: bool) -> None:
+def apply(mode: str, seed: int, conv_tf32: bool, matmul_tf32: bool, warn_only: bool) -> None:
     """Put this process into `mode`; must run before the first CUDA call of the trial."""
     if os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE) != CUBLAS_WORKSPACE:
         raise RuntimeError(f"CUBLAS_WORKSPACE_CONFIG is {os.environ['CUBLAS_WORKSPACE_CONFIG']!r}; "
                            f"the study needs {CUBLAS_WORKSPACE!r} in both modes")
     seed_everything(seed)
-    set_precision(tf32)
+    set_precision(conv_tf32, matmul_tf32)
     deterministic = mode == "deterministic"
     torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
     torch.backends.cudnn.deterministic = deterministic

@@ -74,7 +74,7 @@ def default_device() -> torch.device:
 def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optional[torch.device] = None) -> dict:
     """Train one trial, reporting each epoch; returns the last report."""
     started = time.perf_counter()
-    determinism.apply(cfg.mode, cfg.seed, cfg.tf32, cfg.det_warn_only)  # before any CUDA work
+    determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
     device = device or default_device()
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir))
     if data.val is None and (cfg.select != "last" or cfg.scheduler == "plateau"):
