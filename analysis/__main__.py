@@ -1,0 +1,37 @@
+"""python -m analysis report DIR [--out OUT]: the reference study's tables, tests and figures."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from analysis.load import load_experiment
+from analysis.report import ReportError, ReportOptions, build
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis")
+    sub = parser.add_subparsers(dest="command", required=True)
+    report = sub.add_parser("report", help="write report.md, CSV tables and PNG figures for an experiment directory")
+    report.add_argument("directory", type=Path, help="experiment directory (<storage-path>/<name>)")
+    report.add_argument("--out", type=Path, help="output folder (default: DIR/report)")
+    report.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    report.add_argument("--board-power-w", type=float, default=300.0,
+                        help="GPU board power for the energy estimate where no counter was recorded (default: 300)")
+    report.add_argument("--carbon-kg-per-kwh", type=float, default=0.382, help="carbon intensity (default: 0.382)")
+    args = parser.parse_args(argv)
+    if not 0 < args.alpha < 1:
+        parser.exit(2, "error: --alpha: must be between 0 and 1\n")
+    try:
+        experiment = load_experiment(args.directory)
+        out = args.out or args.directory / "report"
+        print(build(experiment, out, ReportOptions(alpha=args.alpha, board_power_w=args.board_power_w,
+                                                   carbon_kg_per_kwh=args.carbon_kg_per_kwh)))
+    except (ReportError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
