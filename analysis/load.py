@@ -7,6 +7,7 @@ truncated last line, and says what it skipped.
 """
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ def _parse_line(line: str) -> dict:
 
 
 def _read_results(path: Path, skipped: list[str]) -> list[dict]:
+    """Every line of a result.json (the slow path: used when progress.csv cannot be trusted)."""
     if not path.is_file():
         return []
     lines = path.read_text(errors="replace").splitlines()
@@ -54,6 +56,45 @@ def _read_results(path: Path, skipped: list[str]) -> list[dict]:
     return results
 
 
+def _last_result(path: Path, skipped: list[str]) -> dict:
+    """The last whole line of result.json, read from the end of the file (it can be hundreds of MB)."""
+    if not path.is_file():
+        return {}
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        chunk = 1 << 16
+        while True:
+            f.seek(max(0, size - chunk))
+            tail = f.read()
+            lines = tail.splitlines()
+            if chunk >= size or len(lines) > 2:
+                break
+            chunk *= 4
+    if chunk < size:
+        lines = lines[1:]  # the first line of a partial read may start mid-line
+    for i, raw in enumerate(reversed(lines)):
+        if raw.strip():
+            try:
+                return _parse_line(raw.decode(errors="replace"))
+            except ValueError:
+                skipped.append(f"{path}: skipped its last line (truncated)")
+    return {}
+
+
+def _progress_body(path: Path, skipped: list[str]) -> tuple[bytes, bytes] | None:
+    """(header, rows) of a progress.csv, a truncated last row dropped; None if there is none."""
+    if not path.is_file():
+        return None
+    data = path.read_bytes()
+    header, sep, body = data.partition(b"\n")
+    if not sep or not body:
+        return None
+    if not body.endswith(b"\n"):
+        body = body[: body.rfind(b"\n") + 1]
+        skipped.append(f"{path}: skipped its last row (truncated)")
+    return header, body
+
+
 def _first_error_line(trial_dir: Path) -> str | None:
     path = trial_dir / "error.txt"
     if not path.is_file():
@@ -63,13 +104,46 @@ def _first_error_line(trial_dir: Path) -> str | None:
     return (errors or lines or ["(empty error.txt)"])[-1]
 
 
+def _csv_epochs(parts: dict[bytes, list[tuple[int, bytes]]]) -> tuple[list[pd.DataFrame], list[int]]:
+    """One pyarrow parse per distinct header over every trial's rows, each row prefixed with its
+    trial; returns the frames and the trials of any group pyarrow could not parse."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    frames, failed = [], []
+    for header, bodies in parts.items():
+        chunks = [b"__trial," + header + b"\n"]
+        for index, body in bodies:
+            prefix = str(index).encode() + b","
+            chunks.append(prefix + body[:-1].replace(b"\n", b"\n" + prefix) + b"\n")
+        try:
+            frames.append(pacsv.read_csv(io.BytesIO(b"".join(chunks))).to_pandas())
+        except pa.ArrowInvalid:  # a malformed row somewhere: read these trials' result.json instead
+            failed += [index for index, _ in bodies]
+    return frames, failed
+
+
+def _json_epochs(trial_dir: Path, index: int) -> pd.DataFrame:
+    results = _read_results(trial_dir / "result.json", [])
+    frame = pd.DataFrame.from_records([{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for r in results])
+    frame.insert(0, "__trial", index)
+    return frame
+
+
 def load_experiment(path: str | Path) -> Experiment:
-    """Read every trial folder (one holding params.json) under `path`."""
+    """Read every trial folder (one holding params.json) under `path`.
+
+    Per-epoch rows come from progress.csv (parsed by pyarrow in one pass, the fast path) and the
+    final keys from the last line of result.json; a trial whose progress.csv is missing or ends at
+    another epoch than its result.json is read from result.json line by line instead.
+    """
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such experiment directory")
     skipped: list[str] = []
-    trial_rows, epoch_frames = [], []
+    trial_rows: list[dict] = []
+    csv_parts: dict[bytes, list[tuple[int, bytes]]] = {}
+    json_frames: list[pd.DataFrame] = []
     for params_file in sorted(path.glob("*/params.json")):
         trial_dir = params_file.parent
         try:
@@ -77,28 +151,50 @@ def load_experiment(path: str | Path) -> Experiment:
         except ValueError:
             skipped.append(f"{params_file}: not JSON, trial skipped")
             continue
-        results = _read_results(trial_dir / "result.json", skipped)
+        last = _last_result(trial_dir / "result.json", skipped)
         error = _first_error_line(trial_dir)
-        last = results[-1] if results else {}
+        progress = _progress_body(trial_dir / "progress.csv", skipped)
+        index = len(trial_rows)
+        if progress is not None and last and _last_csv_epoch(progress) == last.get("epoch"):
+            csv_parts.setdefault(progress[0], []).append((index, progress[1]))
+        elif last:
+            json_frames.append(_json_epochs(trial_dir, index))
         status = "errored" if error else "finished" if "weights_sha256" in last else "running"
         row = {"trial": trial_dir.name, **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
                **{k: json.dumps(v) for k, v in params.items() if isinstance(v, (list, dict))},
-               "status": status, "error": error, "epochs_done": int(last.get("epoch", 0)),
-               "best_metric": max((r["metric"] for r in results if isinstance(r.get("metric"), (int, float))), default=None)}
+               "status": status, "error": error, "epochs_done": int(last.get("epoch", 0))}
         for key in FINAL_KEYS:
             value = last.get(key)
             row[key] = json.dumps(value) if isinstance(value, list) else value
         for key, value in (last.get("env") or {}).items():
             row[f"env_{key}"] = value
         trial_rows.append(row)
-        if results:
-            frame = pd.DataFrame.from_records(
-                [{k: v for k, v in r.items() if not isinstance(v, (dict, list)) and k not in FINAL_KEYS} for r in results])
-            frame.insert(0, "trial", trial_dir.name)
-            epoch_frames.append(frame)
+
     trials = pd.DataFrame(trial_rows)
-    epochs = pd.concat(epoch_frames, ignore_index=True) if epoch_frames else pd.DataFrame(columns=["trial", "epoch"])
-    if len(trials) and len(epochs):
-        keys = [k for k in KEYS if k in trials.columns]
-        epochs = epochs.merge(trials[["trial", *keys]], on="trial", how="left")
+    csv_frames, unparsed = _csv_epochs(csv_parts)
+    frames = csv_frames + json_frames + [_json_epochs(path / trials["trial"].iloc[i], i) for i in unparsed]
+    if not frames:
+        return Experiment(path, trials, pd.DataFrame(columns=["trial", "epoch"]), skipped)
+    epochs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    if len(frames) > 1:  # why: trials read by different paths come back grouped by path
+        epochs = epochs.sort_values(["__trial", "epoch"], kind="stable", ignore_index=True)
+    epochs = epochs.drop(columns=[c for c in FINAL_KEYS if c in epochs.columns])
+    index = epochs.pop("__trial").to_numpy()
+    epochs.insert(0, "trial", trials["trial"].to_numpy()[index])
+    for key in (k for k in KEYS if k in trials.columns):
+        epochs[key] = trials[key].to_numpy()[index]
+    if "metric" in epochs:
+        trials["best_metric"] = trials["trial"].map(epochs.groupby("trial")["metric"].max())
     return Experiment(path, trials, epochs, skipped)
+
+
+def _last_csv_epoch(progress: tuple[bytes, bytes]) -> int | None:
+    header, body = progress
+    columns = header.split(b",")
+    if b"epoch" not in columns or not body:
+        return None
+    last_row = body[body.rstrip(b"\n").rfind(b"\n") + 1:].rstrip(b"\n").split(b",")
+    try:
+        return int(float(last_row[columns.index(b"epoch")]))
+    except (ValueError, IndexError):
+        return None
