@@ -84,3 +84,16 @@ def test_running_the_same_command_again_trains_nothing_again(study):
     assert proc.returncode == 0, proc.stderr
     assert "Resuming 8 trials" in proc.stdout
     assert {name: len(results) for name, (_, results) in trials(experiment).items()} == before
+
+
+def test_tensorboard_shows_loss_and_metric_curves_per_trial(study):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    experiment, _ = study
+    for name, (params, results) in trials(experiment).items():
+        events = EventAccumulator(str(next((experiment / name).glob("events.out.tfevents.*"))))
+        events.Reload()
+        tags = set(events.Tags()["scalars"])
+        assert {"ray/tune/train_loss", "ray/tune/metric", "ray/tune/test_accuracy"} <= tags
+        curve = [(e.step, round(e.value, 5)) for e in events.Scalars("ray/tune/metric")]
+        assert curve == [(r["epoch"], round(r["metric"], 5)) for r in results]  # one point per epoch, the reported value
