@@ -17,4 +17,4 @@ def train(config: dict) -> None:
     cfg = TrialConfig.from_dict(config)
     directory = Path(tune.get_context().get_trial_dir())
     directory.mkdir(parents=True, exist_ok=True)
-    run_trial(cfg, lambda metrics: tune.report(metrics), directory)
+    run_trial(cfg, tune.report, directory)
