@@ -159,7 +159,8 @@ def load_experiment(path: str | Path) -> Experiment:
             csv_parts.setdefault(progress[0], []).append((index, progress[1]))
         elif last:
             json_frames.append(_json_epochs(trial_dir, index))
-        status = "errored" if error else "finished" if "weights_sha256" in last else "running"
+        # a trial that failed and then finished on a retry keeps its error.txt: finished wins
+        status = "finished" if "weights_sha256" in last else "errored" if error else "running"
         row = {"trial": trial_dir.name, **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
                **{k: json.dumps(v) for k, v in params.items() if isinstance(v, (list, dict))},
                "status": status, "error": error, "epochs_done": int(last.get("epoch", 0))}
@@ -179,6 +180,11 @@ def load_experiment(path: str | Path) -> Experiment:
     if len(frames) > 1:  # why: trials read by different paths come back grouped by path
         epochs = epochs.sort_values(["__trial", "epoch"], kind="stable", ignore_index=True)
     epochs = epochs.drop(columns=[c for c in FINAL_KEYS if c in epochs.columns])
+    rerun = epochs.duplicated(["__trial", "epoch"], keep="last")
+    if rerun.any():  # why: after a restart Tune may log an epoch again; the later run led to the result
+        for i, group in epochs[rerun].groupby("__trial"):
+            skipped.append(f"{trials['trial'].iloc[i]}: epochs {sorted(set(group['epoch']))} ran twice (a restart); the later run is kept")
+        epochs = epochs[~rerun].reset_index(drop=True)
     index = epochs.pop("__trial").to_numpy()
     epochs.insert(0, "trial", trials["trial"].to_numpy()[index])
     for key in (k for k in KEYS if k in trials.columns):

@@ -31,6 +31,9 @@ class Study:
     storage_path: Path
     name: Optional[str]  # None: derived from the dataset and the study's definition
     address: Optional[str]
+    max_failures: int  # retries of a failed trial, each from its last checkpoint
+    keep_checkpoints: int  # newest checkpoints kept per trial
+    dashboard: bool
     dry_run: bool
     preset_gpus_per_trial: float
 
@@ -87,6 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
     p.add_argument("--name", help="experiment name; default: DATASET-<hash of the study>, so the same command resumes")
     p.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting Ray locally")
+    p.add_argument("--max-failures", type=int, default=2,
+                   help="retry a failed trial (CUDA out of memory included) this many times, each from its last checkpoint")
+    p.add_argument("--keep-checkpoints", type=int, default=1,
+                   help="checkpoints kept per trial (one per epoch is written; older ones are deleted)")
+    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard, bound to 127.0.0.1 (off by default)")
     p.add_argument("--det-warn-only", action="store_true",
                    help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -149,6 +157,10 @@ def parse(argv: Sequence[str]) -> Study:
     cpus = study["cpus_per_trial"] if args.cpus_per_trial is None else args.cpus_per_trial
     if cpus <= 0:
         raise UsageError(f"--cpus-per-trial: must be positive, got {cpus:g}")
+    if args.max_failures < 0:
+        raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
+    if args.keep_checkpoints < 1:
+        raise UsageError(f"--keep-checkpoints: must be at least 1, got {args.keep_checkpoints}")
     if args.max_concurrent < 0:
         raise UsageError(f"--max-concurrent: must be >= 0, got {args.max_concurrent}")
     if args.model is not None:
@@ -178,7 +190,8 @@ def parse(argv: Sequence[str]) -> Study:
     return Study(dataset=args.dataset, data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
                  cpus_per_trial=cpus, max_concurrent=args.max_concurrent,
                  storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
-                 address=args.address, dry_run=args.dry_run, preset_gpus_per_trial=study["gpus_per_trial"])
+                 address=args.address, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
+                 dashboard=args.dashboard, dry_run=args.dry_run, preset_gpus_per_trial=study["gpus_per_trial"])
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

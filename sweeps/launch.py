@@ -9,8 +9,6 @@ import subprocess
 from pathlib import Path
 from typing import Optional
 
-import pandas as pd
-
 from sweeps.cli import Study, UsageError
 from sweeps.grid import trial_label
 from trainables.determinism import CUBLAS_WORKSPACE
@@ -81,8 +79,9 @@ def start_ray(study: Study, log_file: Path) -> None:
         runtime_env.update(working_dir=str(REPO_ROOT), excludes=UPLOAD_EXCLUDES)
     else:
         env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")]))
-    ray.init(address=study.address, runtime_env=runtime_env, include_dashboard=False, log_to_driver=False,
-             logging_level=logging.ERROR)
+    # why: the dashboard serves job control over HTTP; off unless asked for, and then local only
+    local = {} if study.address else {"include_dashboard": study.dashboard, "dashboard_host": "127.0.0.1"}
+    ray.init(address=study.address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.ERROR, **local)
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     ray_logger = logging.getLogger("ray")
@@ -99,8 +98,8 @@ def cluster_resources() -> tuple[float, float]:
     return float(total.get("CPU", 0)), float(total.get("GPU", 0))
 
 
-def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_per_trial: float):
-    """Run (or continue) the study; returns Tune's ResultGrid."""
+def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_per_trial: float) -> None:
+    """Run (or continue) the study; its results are in the experiment directory."""
     from ray import tune
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
@@ -110,7 +109,7 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # why: the new engine prints its tables whatever `verbose` says
     trainable = tune.with_resources(train, {"cpu": study.cpus_per_trial, "gpu": gpus_per_trial})
     progress = StudyProgress(len(trials), int(trials[0]["epochs"]), trials[0]["metric"])
-    if resume:
+    if resume and tune.Tuner.can_restore(str(experiment)):
         # finished trials are kept, interrupted ones continue, failed ones start again
         tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True)
     else:
@@ -129,9 +128,10 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
                 callbacks=[progress],
                 # why: last-layer weights and predictions must reach the storage from any node
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                failure_config=tune.FailureConfig(max_failures=0)),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=study.keep_checkpoints),
+                failure_config=tune.FailureConfig(max_failures=study.max_failures)),
         )
-    return tuner.fit()
+    tuner.fit()
 
 
 def varying_keys(trials: list[dict]) -> list[str]:
@@ -161,29 +161,3 @@ def param_space(trials: list[dict]) -> dict:
 def preset_points(trials: list[dict]) -> list[dict]:
     keys = varying_keys(trials)
     return [{k: t[k] for k in keys} for t in trials]
-
-
-def _params(trial_dir: Optional[str]) -> dict:
-    """A trial's params.json, for results Tune restored without their config."""
-    path = Path(trial_dir or "") / "params.json"
-    return json.loads(path.read_text()) if trial_dir and path.is_file() else {}
-
-
-def trial_rows(grid) -> pd.DataFrame:  # noqa: ANN001
-    """One row per trial of a ResultGrid, for the summary."""
-    rows = []
-    for result in grid:
-        cfg, metrics = result.config or _params(result.path), result.metrics or {}
-        error = result.error
-        if error is not None:
-            cause = getattr(error, "cause", None) or error
-            text = f"{type(cause).__name__}: {cause}".strip()
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            error = lines[-1] if lines else type(cause).__name__
-        rows.append({"optimizer": cfg.get("optimizer"), "seed": cfg.get("seed"), "mode": cfg.get("mode"),
-                     "repeat": cfg.get("repeat"), "label": trial_label(cfg) if cfg else "?",
-                     "status": "finished" if result.error is None and "final_metric" in metrics else "failed",
-                     "final_metric": metrics.get("final_metric"), "weights_sha256": metrics.get("weights_sha256"),
-                     "init_sha256": metrics.get("init_sha256"), "data_sha256": metrics.get("data_sha256"),
-                     "runtime_s": metrics.get("runtime_s"), "error": error, "path": result.path})
-    return pd.DataFrame(rows)

@@ -9,11 +9,23 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Optional, TextIO
 
 from ray import tune
 
 from sweeps.grid import trial_label
+
+
+def _error_of(trial) -> str:  # noqa: ANN001
+    """The exception line of the error file Tune wrote for the trial."""
+    try:
+        text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
+    except OSError:
+        text = ""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "Error" in ln.split(":")[0]]
+    return (errors or lines or ["see the trial's error.txt"])[-1][:200]
 
 
 def format_duration(seconds: float) -> str:
@@ -49,6 +61,9 @@ class StudyProgress(tune.Callback):
         self.__init__(state["total"], state["epochs"], state["metric"])
 
     # Tune's hooks -------------------------------------------------------------------------------
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        self._permanent(f"retry  {trial_label(trial.config)} from its last checkpoint, after: {_error_of(trial)}")
+
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
         epoch = int(result.get("epoch", 0))
         self.first_epochs.setdefault(trial.trial_id, epoch - 1)

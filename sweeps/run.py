@@ -37,9 +37,10 @@ def main(argv: list[str]) -> int:
         dry_run(study)
         return 0
 
+    from analysis import load_experiment
     from datasets import DataError, get_dataset
     from sweeps import launch
-    from sweeps.summary import format_summary
+    from sweeps.summary import format_summary, summary_rows
 
     name = launch.experiment_name(study)
     experiment = study.storage_path / name
@@ -55,6 +56,13 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         fail(f"--storage-path: cannot write {experiment}: {exc.strerror}")
 
+    metric = study.trials[0]["metric"]
+    if resume:
+        rows = summary_rows(load_experiment(experiment).trials)
+        if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
+            print(f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n")
+            print(format_summary(rows, metric))
+            return 0
     launch.start_ray(study, experiment / launch.DRIVER_LOG)
     if study.address is not None:
         try:
@@ -66,10 +74,15 @@ def main(argv: list[str]) -> int:
         launch.write_study(experiment, list(study.trials))
     print(f"{'Resuming' if resume else 'Starting'} {len(trials)} trials in {experiment}\n"
           f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; watch: tensorboard --logdir {experiment}")
-    grid = launch.fit(study, trials, experiment, resume, gpus_per_trial)
-    rows = launch.trial_rows(grid)
-    print("\n" + format_summary(rows, trials[0]["metric"]))
+    launch.fit(study, trials, experiment, resume, gpus_per_trial)
+    rows = summary_rows(load_experiment(experiment).trials)
+    command = " ".join(["python", "sweeps/run.py", *argv])
+    print("\n" + format_summary(rows, metric))
     print(f"\nExperiment directory: {experiment}\nAnalysis: python -m analysis report {experiment}")
+    if (rows["status"] == "stopped").any() or len(rows) < len(trials):
+        print(f"\nStopped with {len(trials) - (rows['status'] == 'finished').sum()} trial(s) unfinished; nothing finished is lost. "
+              f"To continue, run the same command again:\n  {command}")
+        return 130
     return 0 if (rows["status"] == "finished").all() else 1
 
 

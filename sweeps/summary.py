@@ -1,13 +1,24 @@
-"""The end-of-run table: one row per configuration and mode, and the trials that failed.
+"""The end-of-run table: one row per configuration and mode, and the trials that did not finish.
 
-Pure pandas over one row per trial, so it is tested without Ray; sweeps/launch.py builds the rows
-from Tune's ResultGrid.
+Pure pandas over one row per trial, read from the experiment directory itself (the same loader the
+analysis uses), so it is tested without Ray and shows what is on disk, not what Tune remembers.
 """
 from __future__ import annotations
 
 import pandas as pd
 
 KEYS = ["optimizer", "seed", "mode"]
+STATUS = {"finished": "finished", "errored": "failed", "running": "stopped"}  # the loader's words -> the summary's
+
+
+def summary_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """The loader's trials table (analysis.load_experiment) as the summary's rows."""
+    from sweeps.grid import trial_label
+
+    rows = trials.copy()
+    rows["status"] = rows["status"].map(STATUS)
+    rows["label"] = [trial_label(r) for r in rows[["optimizer", "seed", "mode", "repeat"]].to_dict("records")]
+    return rows
 
 
 def _digest_verdict(group: pd.DataFrame) -> str:

@@ -15,7 +15,7 @@ def train(tmp_path, name: str, **overrides) -> list[dict]:
     out: list[dict] = []
     directory = tmp_path / name
     directory.mkdir()
-    run_trial(TrialConfig.from_dict(digits_trial(**{"epochs": 2, **overrides})), out.append, directory, torch.device("cpu"))
+    run_trial(TrialConfig.from_dict(digits_trial(**{"epochs": 2, **overrides})), lambda m, s: out.append(m), directory, torch.device("cpu"))
     return out
 
 

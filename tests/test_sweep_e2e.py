@@ -82,7 +82,8 @@ def test_running_the_same_command_again_trains_nothing_again(study):
     before = {name: len(results) for name, (_, results) in trials(experiment).items()}
     proc = run(experiment.parent)
     assert proc.returncode == 0, proc.stderr
-    assert "Resuming 8 trials" in proc.stdout
+    assert proc.stdout.startswith("This study has already finished: all 8 trials are in")
+    assert "Resuming" not in proc.stdout  # Ray was not even started
     assert {name: len(results) for name, (_, results) in trials(experiment).items()} == before
 
 

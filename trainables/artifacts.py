@@ -10,18 +10,32 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from torch import nn
 
 LAST_LAYER_FILE = "last_layer.npz"  # entries e0001_weight, e0001_bias, ...: np.load reads it
 PREDICTIONS_FILE = "predictions.npz"  # labels, probs (float32 N x C), epoch
 
 
-def append_last_layer(directory: Path, epoch: int, layer: nn.Module) -> None:
-    """Add this epoch's last-layer weights to one zip per trial (a .npz), not a file per epoch."""
+def append_last_layer(directory: Path, epoch: int, layer: nn.Module) -> dict[str, torch.Tensor]:
+    """Add this epoch's last-layer weights to one zip per trial (a .npz), not a file per epoch;
+    returns them by entry name, for the checkpoint."""
+    arrays = {f"e{epoch:04d}_{name}": p.detach().float().cpu().clone() for name, p in layer.named_parameters()}
     with zipfile.ZipFile(directory / LAST_LAYER_FILE, "a") as archive:
-        for name, param in layer.named_parameters():
-            with archive.open(f"e{epoch:04d}_{name}.npy", "w") as f:
-                np.lib.format.write_array(f, param.detach().float().cpu().numpy())
+        _write(archive, arrays)
+    return arrays
+
+
+def write_last_layers(directory: Path, arrays: dict[str, torch.Tensor]) -> None:
+    """Rewrite the file with exactly these epochs: after a restart, the epochs up to its checkpoint."""
+    with zipfile.ZipFile(directory / LAST_LAYER_FILE, "w") as archive:
+        _write(archive, arrays)
+
+
+def _write(archive: zipfile.ZipFile, arrays: dict[str, torch.Tensor]) -> None:
+    for name, tensor in arrays.items():
+        with archive.open(f"{name}.npy", "w") as f:
+            np.lib.format.write_array(f, tensor.numpy())
 
 
 def save_predictions(directory: Path, labels: np.ndarray, probs: np.ndarray, epoch: int) -> None:

@@ -1,11 +1,13 @@
 """One trial from seed to final digest, with no Ray in sight: `run_trial(cfg, report, directory)`.
 
 `report` receives one metrics dict per epoch (the last one carrying the digests, timings, energy
-and environment); trainables.tune_entry passes tune.report, tests pass list.append.
+and environment) and the state to checkpoint; trainables.tune_entry hands both to Tune, tests keep
+them in a list.
 """
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 
 from datasets import get_dataset
 from trainables import determinism
-from trainables.artifacts import append_last_layer, save_predictions
+from trainables.artifacts import append_last_layer, save_predictions, write_last_layers
 from trainables.batches import TrainStream, eval_batches
 from trainables.config import TrialConfig
 from trainables.digests import StreamDigest, state_sha256
@@ -25,8 +27,10 @@ from trainables.environment import EnergyMeter, describe
 from trainables.metrics import scores
 from trainables.models import classifier_of, create_model
 from trainables.optim import Schedule, build_optimizer
+from trainables.trial_state import Tracking, capture_rng, restore_rng
 
-Report = Callable[[dict], None]
+Report = Callable[[dict, dict], None]  # (metrics, state to checkpoint)
+FAIL_AT_EPOCH_ENV = "CUDA_RANDOMNESS_FAIL_AT_EPOCH"  # tests only: fail once at this epoch
 
 
 @dataclass
@@ -71,8 +75,10 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
-def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optional[torch.device] = None) -> dict:
-    """Train one trial, reporting each epoch; returns the last report."""
+def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optional[torch.device] = None,
+              restore: Optional[dict] = None) -> dict:
+    """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a
+    state, to continue after it. Returns the last metrics."""
     started = time.perf_counter()
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
     device = device or default_device()
@@ -87,6 +93,16 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     model.to(device)
     optimizer = build_optimizer(cfg, model.parameters())
     schedule = Schedule(cfg, optimizer)
+    track, first_epoch = Tracking(), 1
+    if restore is not None:
+        model.load_state_dict(restore["model"])
+        optimizer.load_state_dict(restore["optimizer"])
+        schedule.load_state_dict(restore["schedule"])
+        restore_rng(restore["rng"])
+        track = Tracking.from_state(restore["tracking"])
+        first_epoch = restore["epoch"] + 1
+        track.restart_epochs.append(restore["epoch"])
+        write_last_layers(directory, track.last_layer)  # this attempt's folder may be a new one
     stream = TrainStream(data.train.images, data.train.labels, batch_size=cfg.batch_size, seed=cfg.seed,
                          crop_padding=cfg.crop_padding, hflip=cfg.hflip, num_workers=cfg.num_workers, device=device)
     home = device if cfg.num_workers == 0 else torch.device("cpu")
@@ -96,16 +112,18 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
     normalize = lambda x: (x.float() / 255 - mean) / std  # noqa: E731
 
+    if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
+        return {}
     energy = EnergyMeter(device)
     data_digest = StreamDigest()
     better = _select_key(cfg)
-    chosen: Optional[tuple[int, Evaluation]] = None
-    best_key = float("inf")
-    first_step_s: Optional[float] = None
+    fail_at = int(os.environ.get(FAIL_AT_EPOCH_ENV, "0"))
     # why: only --det-warn-only lets a non-deterministic op through; then each one is recorded
     ops = determinism.NondeterministicOpLog() if cfg.det_warn_only else None
     with ops or contextlib.nullcontext():
-        for epoch in range(1, cfg.epochs + 1):
+        for epoch in range(first_epoch, cfg.epochs + 1):
+            if epoch == fail_at and not track.restart_epochs:
+                raise RuntimeError(f"failure injected at epoch {epoch} by {FAIL_AT_EPOCH_ENV} (tests only)")
             epoch_start = time.perf_counter()
             model.train()
             plan = stream.plan(epoch)
@@ -117,36 +135,45 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                     data_digest.update(idx, x, y)
                 loss_sum += train_step(model, optimizer, normalize(x), y) * len(y)
                 seen += len(y)
-                if first_step_s is None:
-                    first_step_s = time.perf_counter() - started
+                if track.first_step_s is None:
+                    track.first_step_s = time.perf_counter() - started
             train_loss = float(loss_sum) / seen  # the epoch's one host-device sync
             train_time = time.perf_counter() - epoch_start
+            if epoch == 1:
+                track.data_sha256 = data_digest.hexdigest()
             evals = {name: evaluate(model, *held[name], normalize, cfg, device) for name in held}
             lr = optimizer.param_groups[0]["lr"]
             schedule.step(evals["val"].loss if "val" in evals else None)
-            append_last_layer(directory, epoch, classifier_of(model))
+            track.last_layer.update(append_last_layer(directory, epoch, classifier_of(model)))
 
             test = evals["test"]
-            if better is None:
-                chosen = (epoch, test)
-            elif better(evals["val"]) < best_key:
-                best_key, chosen = better(evals["val"]), (epoch, test)
+            key = better(evals["val"]) if better is not None else None
+            if key is None or key < track.best_key:
+                track.best_key = key if key is not None else track.best_key
+                track.chosen_epoch, track.chosen_scores = epoch, test.scores
+                track.chosen_labels, track.chosen_probs = torch.from_numpy(test.labels), torch.from_numpy(test.probs)
             metrics: dict[str, object] = {"epoch": epoch, "train_loss": train_loss}
             for name, ev in evals.items():
                 metrics[f"{name}_loss"] = ev.loss
                 metrics.update({f"{name}_{m}": v for m, v in ev.scores.items()})
             metrics.update(metric=test.scores[cfg.metric], lr=lr, train_time_s=train_time,
                            epoch_time_s=time.perf_counter() - epoch_start, samples_per_s=seen / train_time)
+            if ops:
+                track.ops += [op for op in ops.ops if op not in track.ops]
+            joules = energy.joules()
+            total_joules = None if joules is None else joules + (track.gpu_joules or 0.0)
             if epoch == cfg.epochs:
-                assert chosen is not None
-                save_predictions(directory, chosen[1].labels, chosen[1].probs, chosen[0])
-                gpu_joules = energy.joules()
+                save_predictions(directory, track.chosen_labels.numpy(), track.chosen_probs.numpy(), track.chosen_epoch)
                 metrics.update(
-                    final_metric=chosen[1].scores[cfg.metric], final_epoch=chosen[0],
+                    final_metric=track.chosen_scores[cfg.metric], final_epoch=track.chosen_epoch,
                     weights_sha256=state_sha256(model.state_dict()), init_sha256=init_sha256,
-                    data_sha256=data_digest.hexdigest(), runtime_s=time.perf_counter() - started,
-                    startup_s=first_step_s, gpu_energy_j=gpu_joules,
-                    energy_j=None if gpu_joules is None else gpu_joules * min(cfg.gpu_share, 1.0),
-                    nondeterministic_ops=list(ops.ops) if ops else [], env=describe(device))
-            report(metrics)
+                    data_sha256=track.data_sha256, runtime_s=track.elapsed_s + time.perf_counter() - started,
+                    startup_s=track.first_step_s, gpu_energy_j=total_joules,
+                    energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
+                    nondeterministic_ops=list(track.ops), restarts=len(track.restart_epochs),
+                    restart_epochs=list(track.restart_epochs), env=describe(device))
+            saved = Tracking(**{**track.to_state(), "elapsed_s": track.elapsed_s + time.perf_counter() - started,
+                                "gpu_joules": total_joules})
+            report(metrics, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                             "schedule": schedule.state_dict(), "rng": capture_rng(), "tracking": saved.to_state()})
     return metrics

@@ -34,3 +34,7 @@ class Schedule:
 
     def state_dict(self) -> dict:
         return self.inner.state_dict() if self.inner is not None else {}  # type: ignore[union-attr]
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.inner is not None:
+            self.inner.load_state_dict(state)  # type: ignore[union-attr]

@@ -1,0 +1,58 @@
+"""What a trial must carry across a restart to end exactly as if it had never stopped.
+
+A checkpoint holds the model, optimizer and schedule, every RNG (Python, NumPy, torch CPU and
+CUDA) and this bookkeeping. The data stream needs no state of its own: its order and every
+augmentation draw are a function of (seed, epoch), and checkpoints fall on epoch boundaries.
+Everything is tensors and plain Python values, so torch.load(weights_only=True) reads it back
+without unpickling code.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Optional
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Tracking:
+    data_sha256: Optional[str] = None  # fixed once epoch 1 has been fed
+    chosen_epoch: int = 0  # the epoch whose test score is the trial's (see TrialConfig.select)
+    chosen_scores: dict = field(default_factory=dict)
+    chosen_labels: Optional[torch.Tensor] = None
+    chosen_probs: Optional[torch.Tensor] = None
+    best_key: float = float("inf")  # lower is better
+    first_step_s: Optional[float] = None  # seconds from the first start to the first training step
+    elapsed_s: float = 0.0  # runtime of earlier attempts
+    gpu_joules: Optional[float] = None  # GPU energy of earlier attempts
+    ops: list = field(default_factory=list)  # ops without a deterministic kernel (--det-warn-only)
+    restart_epochs: list = field(default_factory=list)  # the epoch each restart continued after
+    last_layer: dict = field(default_factory=dict)  # "e0001_weight" -> tensor, every epoch so far
+
+    def to_state(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Tracking":
+        return cls(**state)
+
+
+def capture_rng() -> dict:
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": (np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]),
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def restore_rng(state: dict) -> None:
+    random.setstate(state["python"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
