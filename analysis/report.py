@@ -96,6 +96,11 @@ def _markdown(experiment: Experiment, done: pd.DataFrame, metric: str, tables: d
     s += ["## Integrity of the determinism contract", "", f"**{_integrity_text(tables)}**", ""]
     if not tables["integrity"].empty:
         s += [tables["integrity"].to_markdown(index=False), ""]
+    restarted = t[t["restarts"].fillna(0).astype(float) > 0] if "restarts" in t else t.iloc[:0]
+    if len(restarted):
+        s += ["## Restarts", "", f"{len(restarted)} trial(s) continued from a checkpoint after a failure or an interrupted "
+              "study (a deterministic one must still match its repeats above):", "",
+              restarted[["trial", "mode", "restarts", "restart_epochs"]].to_markdown(index=False), ""]
     sections = [
         ("Table I: best and worst runs", "table1_extremes", "The spread between the best and worst run of an optimizer, seeds and CUDA noise together."),
         ("Table II: deterministic vs non-deterministic, per configuration", "table2_configurations",

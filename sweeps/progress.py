@@ -86,9 +86,7 @@ class StudyProgress(tune.Callback):
             self._draw(self.status_line(trials, now - self.started))
 
     def on_experiment_end(self, trials, **info) -> None:  # noqa: ANN001
-        line = self.status_line(trials, time.monotonic() - self.started)
-        if line != self.last_line:
-            self._draw(line)
+        # why: after Ctrl-C Tune marks stopped trials terminated; the summary, read from disk, says what finished
         self._end_line()
 
     # Text ---------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ def format_summary(trials: pd.DataFrame, metric: str) -> str:
         text = f"{metric} of each trial's selected epoch, per configuration and mode:\n{table.to_string()}"
     failed = trials[trials["status"] != "finished"]
     if len(failed):
-        lines = [f"  {r.label} ({r.status}): {r.error}" for r in failed.itertuples()]
+        lines = [f"  {r.label} ({r.status}): {r.error if isinstance(r.error, str) else 'interrupted, continues on the next run'}"
+                 for r in failed.itertuples()]
         text += f"\n{len(failed)} trial(s) did not finish:\n" + "\n".join(lines)
     return text

@@ -29,7 +29,8 @@ def write_trial(root: Path, *, optimizer: str, seed: int, mode: str, repeat: int
                 runtime_s: float = 60.0, energy_j: Optional[float] = None, gpu_share: float = 1.0,
                 weights: str = "w", init: str = "i", data: str = "d", finished: bool = True, error: Optional[str] = None,
                 probs: Optional[np.ndarray] = None, last_layer: Optional[list[np.ndarray]] = None,
-                metric: str = "accuracy", truncate_last_line: bool = False, progress_csv: bool = True) -> Path:
+                metric: str = "accuracy", truncate_last_line: bool = False, progress_csv: bool = True,
+                restarts: int = 0) -> Path:
     """One trial; `scores` are the per-epoch test scores (fractions), the last one is final_metric."""
     name = f"{optimizer}_seed{seed}_{'det' if mode == 'deterministic' else 'nondet'}_r{repeat}_{seed:05d}_{repeat:05d}"
     directory = root / name
@@ -44,6 +45,7 @@ def write_trial(root: Path, *, optimizer: str, seed: int, mode: str, repeat: int
         if finished and epoch == len(scores):
             result.update(final_metric=score, final_epoch=epoch, weights_sha256=weights, init_sha256=init, data_sha256=data,
                           runtime_s=runtime_s, energy_j=energy_j, gpu_energy_j=energy_j, nondeterministic_ops=[],
+                          restarts=restarts, restart_epochs=[1] * restarts,
                           env={"gpu": "Fixture GPU", "torch": "2.x", "host": "h"})
         result.update(trial_id=name, done=False, config=params)  # Ray's keys, the config last
         lines.append(json.dumps(result))

@@ -46,7 +46,7 @@ def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):
     for r in range(2):
         write_trial(exp, optimizer="sgd", seed=5, mode="nondeterministic", repeat=r, scores=[0.5, 0.6], probs=probs_for([0, r]),
                     last_layer=[np.ones((2, 2)), np.eye(2) + r])
-    write_trial(exp, optimizer="sgd", seed=5, mode="deterministic", repeat=0, scores=[0.5, 0.6])
+    write_trial(exp, optimizer="sgd", seed=5, mode="deterministic", repeat=0, scores=[0.5, 0.6], restarts=1)
     proc = run_report(exp, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
@@ -55,6 +55,7 @@ def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):
                   "Seed vs CUDA noise", "Repeats needed", "Prediction churn", "Last-layer similarity"):
         assert title in report, title
     assert report.index("Integrity") < report.index("Table I")  # integrity first
+    assert "1 trial(s) continued from a checkpoint" in report and "sgd_seed5_det_r0" in report
     for png in ("metric_distribution", "runtime", "similarity", "churn"):
         assert (out / f"{png}.png").stat().st_size > 10_000 and f"({png}.png)" in report
     for csv in ("table1_extremes", "table2_configurations", "table5_ttest", "table6_energy", "churn", "similarity"):

@@ -27,9 +27,10 @@ def test_a_file_gets_lines_not_redraws_and_failures_stand_out():
     out = io.StringIO()
     progress = StudyProgress(total_trials=1, epochs_per_trial=1, metric="metric", stream=out)
     progress.on_trial_error(0, [], trial(0, "ERROR"))
-    progress.on_experiment_end([trial(0, "ERROR")])
+    progress.on_step_end(0, [trial(0, "ERROR")])
     text = out.getvalue()
-    assert "\r" not in text and "FAILED adam_seed0_nondet_r0" in text and "0 finished" not in text.split("\n")[0]
+    assert "\r" not in text and "FAILED adam_seed0_nondet_r0" in text.splitlines()[0]
+    assert "0/1 finished, 0 running, 0 pending, 1 failed" in text.splitlines()[1]
 
 
 def test_durations_read_naturally():

@@ -1,0 +1,87 @@
+"""A real small study: its driver killed with SIGKILL mid-run and run again, trials failing and
+retried from their checkpoints; each compared with an uninterrupted run of the same grid."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+from trainables.loop import FAIL_AT_EPOCH_ENV
+
+EPOCHS = 10
+GRID = ["--dataset", "digits", "--seeds", "0", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "2",
+        "--epochs", str(EPOCHS), "--gpus-per-trial", "0", "--cpus-per-trial", "1"]
+
+
+def command(storage: Path, name: str, *extra: str) -> list[str]:
+    return [sys.executable, "sweeps/run.py", *GRID, "--storage-path", str(storage), "--name", name, *extra]
+
+
+def run(storage: Path, name: str, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(command(storage, name, *extra), cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+def finals(experiment: Path) -> dict[str, dict]:
+    """Trial label -> its last result; the label leaves out Tune's trial id."""
+    out = {}
+    for result in sorted(experiment.glob("*/result.json")):
+        lines = [json.loads(line) for line in result.read_text().splitlines() if line.strip()]
+        label = "_".join(result.parent.name.split("_")[:4])
+        assert label not in out, f"{label} ran twice"
+        out[label] = {**lines[-1], "epochs_logged": sorted({r["epoch"] for r in lines})}
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, dict]:
+    storage = tmp_path_factory.mktemp("reference")
+    proc = run(storage, "ref")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return finals(storage / "ref")
+
+
+def test_a_driver_killed_mid_run_continues_where_it_stopped(tmp_path, reference):
+    experiment = tmp_path / "killed"
+    driver = subprocess.Popen(command(tmp_path, "killed"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until a trial is part-way through
+        counts = [len(p.read_text().splitlines()) for p in experiment.glob("*/result.json")]
+        if any(1 <= c <= 3 for c in counts):
+            break
+        time.sleep(0.05)
+    os.kill(driver.pid, signal.SIGKILL)
+    driver.wait()
+    proc = run(tmp_path, "killed")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resumed = finals(experiment)
+    assert set(resumed) == set(reference)  # every trial once, none lost or duplicated
+    for label, final in resumed.items():
+        assert final["epochs_logged"] == list(range(1, EPOCHS + 1))
+        assert final["weights_sha256"] == reference[label]["weights_sha256"], label
+    assert any(f["restarts"] >= 1 for f in resumed.values())  # the trial caught mid-run continued from a checkpoint
+
+
+def test_a_failing_trial_is_retried_from_its_checkpoint_and_ends_as_if_it_never_failed(tmp_path, reference):
+    proc = run(tmp_path, "retried", "--max-failures", "1", env={FAIL_AT_EPOCH_ENV: "3"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "retry" in proc.stdout and "failure injected at epoch 3" in proc.stdout
+    retried = finals(tmp_path / "retried")
+    assert set(retried) == set(reference)
+    for label, final in retried.items():
+        assert (final["restarts"], final["restart_epochs"]) == (1, [2])
+        assert final["weights_sha256"] == reference[label]["weights_sha256"], label
+
+
+def test_trials_that_fail_for_good_are_listed_and_the_exit_code_says_so(tmp_path):
+    proc = run(tmp_path, "failed", "--max-failures", "0", env={FAIL_AT_EPOCH_ENV: "2"})
+    assert proc.returncode == 1
+    assert "4 trial(s) did not finish" in proc.stdout
+    assert proc.stdout.count("(failed): RuntimeError: failure injected at epoch 2") == 4
