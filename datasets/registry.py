@@ -36,16 +36,17 @@ class ImageSplits:
 
 
 def _modules() -> dict[str, ModuleType]:
-    from datasets import cifar10, digits
+    from datasets import cifar10, digits, folder, sdnet
 
-    return {"digits": digits, "cifar10": cifar10}
+    return {"digits": digits, "cifar10": cifar10, "sdnet": sdnet, "folder": folder}
 
 
-DATASETS = ("digits", "cifar10")
+DATASETS = ("digits", "cifar10", "sdnet", "folder")
 
 
 def get_dataset(name: str) -> ModuleType:
-    """The reader module for `name`: it has prepare(data_dir) and load(data_dir) -> ImageSplits."""
+    """The reader module for `name`: it has prepare(data_dir) and load(data_dir) -> ImageSplits
+    (held in memory) or image_folder.FileSplits (streamed from files)."""
     modules = _modules()
     if name not in modules:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")

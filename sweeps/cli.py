@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                 description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
                             "every (seed, optimizer) configuration is trained R times non-deterministically "
                             "and D times deterministically, everything else held fixed.")
-    p.add_argument("--dataset", default="digits", help=f"preset: {', '.join(PRESETS)}")
+    p.add_argument("--dataset", default="digits",
+                   help=f"preset: {', '.join(d for d in PRESETS if d != 'folder')}, or folder:PATH for one sub-folder of images per class")
     p.add_argument("--data-dir", default="data", help="where the data set lives or is downloaded to")
     p.add_argument("--seeds", help="comma-separated integer seeds; " + _preset_help("seeds"))
     p.add_argument("--optimizers", help=f"comma-separated, of {', '.join(OPTIMIZERS)}; " + _preset_help("optimizers"))
@@ -130,9 +131,12 @@ def _value(text: str) -> object:
 
 def parse(argv: Sequence[str]) -> Study:
     args = build_parser().parse_args(argv)
-    if args.dataset not in PRESETS:
-        raise UsageError(f"--dataset: unknown {args.dataset!r}; known: {', '.join(PRESETS)}")
-    preset = PRESETS[args.dataset]
+    dataset, _, folder = args.dataset.partition(":")
+    if dataset == "folder" and not folder:
+        raise UsageError("--dataset: folder needs a path: folder:PATH (one sub-folder of images per class)")
+    if dataset not in PRESETS or (folder and dataset != "folder"):
+        raise UsageError(f"--dataset: unknown {args.dataset!r}; known: {', '.join(d for d in PRESETS if d != 'folder')}, folder:PATH")
+    preset = PRESETS[dataset]
     study = preset["study"]
     seeds = _ints("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
     optimizers = tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers else study["optimizers"]
@@ -169,9 +173,17 @@ def parse(argv: Sequence[str]) -> Study:
         if not is_known_model(args.model):
             raise UsageError(f"--model: {unknown_model_message(args.model)}")
 
-    data_dir = Path(args.data_dir).expanduser().resolve()
+    data_dir = Path(folder or args.data_dir).expanduser().resolve()
     overrides: dict[str, object] = {"data_dir": str(data_dir), "gpu_share": 0.0,
                                     "det_warn_only": args.det_warn_only}
+    if folder:  # the metric follows the number of classes: AUC for two, accuracy for more
+        from datasets import DataError
+        from datasets.folder import num_classes
+
+        try:
+            overrides["metric"] = "auc" if num_classes(data_dir) == 2 else "accuracy"
+        except DataError as exc:
+            raise UsageError(f"--dataset: {exc}") from None
     for key, flag in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("model", "model"), ("num_workers", "num_workers")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
@@ -187,7 +199,7 @@ def parse(argv: Sequence[str]) -> Study:
         trials = build_trials(spec)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--set: {exc}") from None
-    return Study(dataset=args.dataset, data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
+    return Study(dataset=dataset, data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
                  cpus_per_trial=cpus, max_concurrent=args.max_concurrent,
                  storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
                  address=args.address, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,

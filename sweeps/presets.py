@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 PAPER_SEEDS = (0, 42, 314, 3407, 180698)
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # file data sets are read as RGB
 
 _COMMON_TRIAL = {
     "momentum": 0.9,  # SGD only
@@ -16,6 +17,8 @@ _COMMON_TRIAL = {
     "plateau_factor": 0.5,
     "min_lr": 1e-6,
     "num_workers": 0,  # 0: the uint8 data set lives on the trial's device
+    "image_size": 0,  # pixels; 0: as stored (in-memory sets)
+    "augment": "none",  # albumentations pipeline for file data sets
     "eval_batch_size": 1024,  # examples; changes no result
     # PyTorch's defaults, which the reference study ran with: TF32 convolutions, IEEE fp32 matmuls
     "conv_tf32": True,
@@ -48,5 +51,28 @@ PRESETS: dict[str, dict] = {
                   "metrics": ("accuracy", "f1"), "metric": "accuracy"},
         "optimizers": {"adam": {"lr": 0.01, "beta1": 0.851436, "beta2": 0.999689, "amsgrad": True, "weight_decay": 0.0},
                        "sgd": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4}},
+    },
+    # the reference study's task 2: MobileNetV3-Large from scratch on SDNET2018 concrete cracks
+    "sdnet": {
+        "study": {"seeds": PAPER_SEEDS, "optimizers": ("adam", "sgd"), "repeats": 15, "det_repeats": 1,
+                  "gpus_per_trial": 0.25, "cpus_per_trial": 4},
+        "trial": {**_COMMON_TRIAL, "dataset": "sdnet", "model": "mobilenetv3_large_100", "epochs": 50, "batch_size": 256,
+                  "image_size": 256, "augment": "sdnet", "num_workers": 4, "eval_batch_size": 512,
+                  "scheduler": "plateau", "plateau_patience": 1, "plateau_factor": 0.5, "min_lr": 1e-6,
+                  "crop_padding": 0, "hflip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+                  "metrics": ("accuracy", "f1", "auc"), "metric": "f1", "f1_average": "weighted", "select": "best_val_loss"},
+        "optimizers": {"adam": {"lr": 1e-3, "beta1": 0.851436, "beta2": 0.999689, "amsgrad": True, "weight_decay": 0.0},
+                       "sgd": {"lr": 0.0075, "momentum": 0.9, "weight_decay": 5e-4}},
+    },
+    # --dataset folder:PATH, a user's own images (one sub-folder per class); the metric follows the
+    # number of classes (sweeps.cli): AUC for two, accuracy for more
+    "folder": {
+        "study": {"seeds": (0, 42, 314), "optimizers": ("adam", "sgd"), "repeats": 5, "det_repeats": 1,
+                  "gpus_per_trial": 0.25, "cpus_per_trial": 4},
+        "trial": {**_COMMON_TRIAL, "dataset": "folder", "model": "resnet18", "epochs": 30, "batch_size": 64,
+                  "image_size": 224, "augment": "flip", "num_workers": 4, "eval_batch_size": 256,
+                  "scheduler": "cosine", "crop_padding": 0, "hflip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+                  "metrics": ("accuracy", "f1", "auc"), "metric": "accuracy", "select": "best_val_loss"},
+        "optimizers": {"adam": {"lr": 1e-3, "weight_decay": 0.0}, "sgd": {"lr": 0.01, "weight_decay": 5e-4}},
     },
 }

@@ -46,7 +46,9 @@ class TrialConfig:
     hflip: bool  # random horizontal flip with probability 0.5
     mean: tuple[float, ...]  # per-channel normalisation mean, pixels scaled to [0, 1]
     std: tuple[float, ...]  # per-channel normalisation std, pixels scaled to [0, 1]
-    num_workers: int  # DataLoader workers; 0 keeps the data set on the trial's device
+    image_size: int  # files are resized to image_size x image_size; 0 for in-memory sets (stored size)
+    augment: str  # albumentations pipeline for file data sets: none | flip | sdnet (trainables.augment)
+    num_workers: int  # DataLoader workers; 0 keeps an in-memory data set on the trial's device
     eval_batch_size: int  # examples per evaluation batch; changes no result
     # measurement
     metrics: tuple[str, ...]  # reported on val and test each epoch: accuracy, f1, auc

@@ -7,22 +7,25 @@ them in a list.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterable, Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datasets import get_dataset
+from datasets import ImageSplits, get_dataset
+from datasets.image_folder import FileSplits
 from trainables import determinism
 from trainables.artifacts import append_last_layer, save_predictions, write_last_layers
 from trainables.batches import TrainStream, eval_batches
 from trainables.config import TrialConfig
 from trainables.digests import StreamDigest, state_sha256
+from trainables.file_stream import FileStream
 from trainables.environment import EnergyMeter, describe
 from trainables.metrics import scores
 from trainables.models import classifier_of, create_model
@@ -51,15 +54,32 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torc
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, normalize: Callable,
-             cfg: TrialConfig, device: torch.device) -> Evaluation:
+def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], normalize: Callable,
+             cfg: TrialConfig) -> Evaluation:
     model.eval()
-    logits = torch.cat([model(normalize(x)) for x, _ in eval_batches(images, labels, cfg.eval_batch_size, device)])
-    y = labels.to(logits.device)
+    outputs = [(model(normalize(x)), y) for x, y in batches]
+    logits, y = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs]).to(outputs[0][0].device)
     loss = float(F.cross_entropy(logits, y, reduction="mean"))
     probs = torch.softmax(logits.float(), 1).cpu().numpy()
-    y_np = labels.cpu().numpy()
+    y_np = y.cpu().numpy()
     return Evaluation(loss, scores(y_np, probs, cfg.metrics, cfg.f1_average), y_np, probs)
+
+
+def data_streams(cfg: TrialConfig, data: ImageSplits | FileSplits, device: torch.device):
+    """The training stream and, per held-out split, a function giving its evaluation batches."""
+    if isinstance(data, FileSplits):
+        stream = FileStream(data.train.paths, data.train.labels, channels=data.in_chans, size=cfg.image_size,
+                            pipeline=cfg.augment, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers, device=device)
+        held = {name: functools.partial(stream.evaluation, s.paths, s.labels, cfg.eval_batch_size)
+                for name, s in (("val", data.val), ("test", data.test))}
+        return stream, held
+    stream = TrainStream(data.train.images, data.train.labels, batch_size=cfg.batch_size, seed=cfg.seed,
+                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, num_workers=cfg.num_workers, device=device)
+    home = device if cfg.num_workers == 0 else torch.device("cpu")
+    held = {name: functools.partial(eval_batches, torch.from_numpy(s.images).to(home), torch.from_numpy(s.labels).to(home),
+                                    cfg.eval_batch_size, device)
+            for name, s in (("val", data.val), ("test", data.test)) if s is not None}
+    return stream, held
 
 
 def _select_key(cfg: TrialConfig) -> Optional[Callable[[Evaluation], float]]:
@@ -103,11 +123,7 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
         first_epoch = restore["epoch"] + 1
         track.restart_epochs.append(restore["epoch"])
         write_last_layers(directory, track.last_layer)  # this attempt's folder may be a new one
-    stream = TrainStream(data.train.images, data.train.labels, batch_size=cfg.batch_size, seed=cfg.seed,
-                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, num_workers=cfg.num_workers, device=device)
-    home = device if cfg.num_workers == 0 else torch.device("cpu")
-    held = {name: (torch.from_numpy(s.images).to(home), torch.from_numpy(s.labels).to(home))
-            for name, s in (("val", data.val), ("test", data.test)) if s is not None}
+    stream, held = data_streams(cfg, data, device)
     mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
     normalize = lambda x: (x.float() / 255 - mean) / std  # noqa: E731
@@ -141,7 +157,7 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             train_time = time.perf_counter() - epoch_start
             if epoch == 1:
                 track.data_sha256 = data_digest.hexdigest()
-            evals = {name: evaluate(model, *held[name], normalize, cfg, device) for name in held}
+            evals = {name: evaluate(model, batches(), normalize, cfg) for name, batches in held.items()}
             lr = optimizer.param_groups[0]["lr"]
             schedule.step(evals["val"].loss if "val" in evals else None)
             track.last_layer.update(append_last_layer(directory, epoch, classifier_of(model)))

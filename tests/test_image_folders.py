@@ -1,0 +1,125 @@
+"""Image-folder data sets (folder:PATH, SDNET2018) on small fixtures in the real on-disk formats."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from datasets import DataError, get_dataset
+from sweeps.grid import GridSpec, build_trials
+from sweeps.presets import PRESETS
+from tests.conftest import REPO
+from trainables.config import TrialConfig
+from trainables.loop import run_trial
+
+
+def write_images(folder: Path, n: int, seed: int, size: int = 20) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
+
+
+@pytest.fixture
+def two_class_folder(tmp_path) -> Path:
+    for k, name in enumerate(("cats", "dogs")):
+        write_images(tmp_path / "pets" / name, 20, seed=k)
+    return tmp_path / "pets"
+
+
+def sdnet_tree(root: Path, folders=("D/CD", "D/UD", "P/CP", "P/UP", "W/CW", "W/UW"), n: int = 10) -> Path:
+    for i, f in enumerate(folders):
+        write_images(root / f, n, seed=i)
+    return root
+
+
+def test_folder_split_is_stratified_seeded_and_written_once(two_class_folder):
+    splits = get_dataset("folder").load(two_class_folder)
+    assert splits.classes == ("cats", "dogs") and splits.in_chans == 3
+    sizes = [len(s.labels) for s in (splits.train, splits.val, splits.test)]
+    assert sum(sizes) == 40 and sizes[2] == 4 and set(splits.test.labels) == {0, 1}
+    manifest = next(two_class_folder.glob(".split-*.json"))
+    stamp = manifest.stat().st_mtime_ns
+    again = get_dataset("folder").load(two_class_folder)
+    assert again.test.paths == splits.test.paths and manifest.stat().st_mtime_ns == stamp
+    assert not set(splits.train.paths) & set(splits.test.paths)
+
+
+def test_sdnet_layout_cracked_is_the_positive_class_and_any_subset_works(tmp_path):
+    splits = get_dataset("sdnet").load(sdnet_tree(tmp_path / "all"))
+    assert splits.classes == ("uncracked", "cracked")
+    everything = splits.train.paths + splits.val.paths + splits.test.paths
+    labels = np.concatenate([splits.train.labels, splits.val.labels, splits.test.labels])
+    assert len(everything) == 60
+    assert all((lab == 1) == Path(p).parent.name.startswith("C") for p, lab in zip(everything, labels))
+    subset = get_dataset("sdnet").load(sdnet_tree(tmp_path / "walls", folders=("W/CW", "W/UW")))
+    assert len(subset.train.paths + subset.val.paths + subset.test.paths) == 20
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing", "has none of D/CD"), ("one_class", "has only cracked folders"), ("corrupt", "0003.jpg: cannot be decoded"),
+    ("empty_class", "no images for class 'uncracked'"),
+])
+def test_sdnet_bad_input_is_named(tmp_path, case, match):
+    root = tmp_path / "sdnet"
+    if case == "one_class":
+        sdnet_tree(root, folders=("D/CD", "P/CP"))
+    elif case == "corrupt":
+        sdnet_tree(root, folders=("D/CD", "D/UD"))
+        path = root / "D/UD/0003.jpg"
+        path.write_bytes(path.read_bytes()[:200])  # truncated mid-file
+    elif case == "empty_class":
+        sdnet_tree(root, folders=("D/CD",))
+        (root / "D/UD").mkdir(parents=True)
+    with pytest.raises(DataError, match=match):
+        get_dataset("sdnet").prepare(root)
+    assert not list(root.glob(".split-*.json")) if root.exists() else True  # no manifest from bad data
+
+
+def folder_trial(folder: Path, **overrides) -> TrialConfig:
+    p = PRESETS["folder"]
+    spec = GridSpec((0,), ("sgd",), 1, 1, p["trial"], p["optimizers"],
+                    {"data_dir": str(folder), "gpu_share": 0.0, "model": "small_cnn", "image_size": 16, "epochs": 2,
+                     "batch_size": 8, "eval_batch_size": 8, "metric": "auc"})
+    return TrialConfig.from_dict({**build_trials(spec)[0], **overrides})
+
+
+def test_augmented_file_stream_is_the_same_with_and_without_workers(two_class_folder, tmp_path):
+    finals = []
+    for workers in (0, 2):
+        out = []
+        (tmp_path / str(workers)).mkdir()
+        run_trial(folder_trial(two_class_folder, num_workers=workers), lambda m, s: out.append(m), tmp_path / str(workers), torch.device("cpu"))
+        finals.append(out[-1])
+    assert finals[0]["data_sha256"] == finals[1]["data_sha256"]
+    assert finals[0]["weights_sha256"] == finals[1]["weights_sha256"]
+    assert 0.0 <= finals[0]["test_auc"] <= 1.0 and finals[0]["metric"] == finals[0]["test_auc"]
+
+
+def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_folder):
+    from trainables.file_stream import FileStream
+
+    splits = get_dataset("folder").load(two_class_folder)
+
+    def first_batch(seed: int, epoch: int) -> torch.Tensor:
+        stream = FileStream(splits.train.paths, splits.train.labels, channels=3, size=16, pipeline="sdnet",
+                            batch_size=4, seed=seed, num_workers=0, device=torch.device("cpu"))
+        x, _, idx = next(iter(stream.epoch(epoch)))
+        return x, idx
+
+    (a, ia), (b, ib) = first_batch(0, 1), first_batch(0, 1)
+    assert torch.equal(a, b) and torch.equal(ia, ib) and a.shape == (4, 3, 16, 16) and a.dtype == torch.uint8
+    assert not torch.equal(first_batch(0, 2)[0], a) and not torch.equal(first_batch(1, 1)[0], a)
+
+
+def test_cli_refuses_a_folder_without_class_subfolders(tmp_path):
+    write_images(tmp_path / "flat", 3, seed=0)
+    proc = subprocess.run([sys.executable, "sweeps/run.py", "--dataset", f"folder:{tmp_path / 'flat'}", "--dry-run"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
+    assert "needs one sub-folder of images per class" in proc.stderr

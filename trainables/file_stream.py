@@ -1,0 +1,81 @@
+"""Streams a data set of image files through DataLoader workers, for sets too large for memory.
+
+The order is the epoch plan of trainables.batches (a function of (seed, epoch)); each example is
+decoded, resized and augmented in a worker with its own seed from (seed, epoch, index). Batches stay
+uint8 until they reach the device, like the in-memory stream's.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from trainables import augment
+from trainables.batches import EpochPlan, _seed_worker, epoch_plan
+
+
+def read_image(path: str, channels: int) -> np.ndarray:
+    """H x W x C uint8."""
+    from PIL import Image
+
+    with Image.open(path) as image:
+        array = np.asarray(image.convert("RGB" if channels == 3 else "L"))
+    return array if array.ndim == 3 else array[:, :, None]
+
+
+class _Examples(Dataset):
+    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, channels: int, size: int, pipeline: str,
+                 seed: int, epoch: int) -> None:
+        self.paths, self.labels, self.channels, self.size = paths, labels, channels, size
+        self.pipeline, self.seed, self.epoch = pipeline, seed, epoch
+        self._transform = None  # built in the worker: albumentations objects are not shared
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        if self._transform is None:
+            self._transform = augment.build(self.pipeline, self.size)
+        self._transform.set_random_seed(augment.example_seed(self.seed, self.epoch, index))
+        image = self._transform(image=read_image(self.paths[index], self.channels))["image"]
+        image = image if image.ndim == 3 else image[:, :, None]
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.labels[index]), index
+
+
+def _loader(dataset: _Examples, order: list[int], batch_size: int, workers: int, device: torch.device,
+            seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    pin = device.type == "cuda"
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin,
+                        persistent_workers=False, worker_init_fn=functools.partial(_seed_worker, seed, epoch),
+                        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    for x, y, idx in loader:
+        yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin), idx
+
+
+class FileStream:
+    """The file-based counterpart of trainables.batches.TrainStream (same plan, same yields)."""
+
+    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: int, pipeline: str,
+                 batch_size: int, seed: int, num_workers: int, device: torch.device) -> None:
+        self.paths, self.labels, self.channels, self.size, self.pipeline = paths, labels, channels, size, pipeline
+        self.batch_size, self.seed, self.num_workers, self.device = batch_size, seed, num_workers, device
+
+    def __len__(self) -> int:
+        return -(-len(self.labels) // self.batch_size)
+
+    def plan(self, epoch: int) -> EpochPlan:
+        return epoch_plan(len(self.labels), self.seed, epoch, 0, False)
+
+    def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        plan = plan or self.plan(epoch)
+        dataset = _Examples(self.paths, self.labels, self.channels, self.size, self.pipeline, self.seed, epoch)
+        yield from _loader(dataset, plan.order.tolist(), self.batch_size, self.num_workers, self.device, self.seed, epoch)
+
+    def evaluation(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Fixed-order, un-augmented (resized only) batches of a held-out split."""
+        dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed, 0)
+        for x, y, _ in _loader(dataset, list(range(len(paths))), batch_size, self.num_workers, self.device, self.seed, 0):
+            yield x, y
