@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Optional
+from typing import Mapping, Optional
 
 import numpy as np
 
@@ -36,12 +36,17 @@ class ImageSplits:
 
 
 def _modules() -> dict[str, ModuleType]:
-    from datasets import cifar10, digits, folder, sdnet
+    from datasets import cbis, cifar10, digits, folder, sdnet
 
-    return {"digits": digits, "cifar10": cifar10, "sdnet": sdnet, "folder": folder}
+    return {"digits": digits, "cifar10": cifar10, "sdnet": sdnet, "cbis": cbis, "folder": folder}
 
 
-DATASETS = ("digits", "cifar10", "sdnet", "folder")
+DATASETS = ("digits", "cifar10", "sdnet", "cbis", "folder")
+
+
+def reader_options(name: str, config: Mapping[str, object]) -> dict:
+    """The options a trial's settings give its reader (only CBIS-DDSM has one)."""
+    return {"drop_benign_without_callback": bool(config["drop_benign_without_callback"])} if name == "cbis" else {}
 
 
 def get_dataset(name: str) -> ModuleType:

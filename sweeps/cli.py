@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-checkpoints", type=int, default=1,
                    help="checkpoints kept per trial (one per epoch is written; older ones are deleted)")
     p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard, bound to 127.0.0.1 (off by default)")
+    p.add_argument("--no-pretrained", action="store_true", help="train a preset's pretrained model (cbis) from scratch instead")
+    p.add_argument("--weights", help="file with the pretrained weights (a state dict, .pth or .safetensors) instead of timm's download")
     p.add_argument("--det-warn-only", action="store_true",
                    help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -187,6 +189,15 @@ def parse(argv: Sequence[str]) -> Study:
     for key, flag in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("model", "model"), ("num_workers", "num_workers")):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
+    if args.no_pretrained:
+        overrides["pretrained"] = False
+    if args.weights:
+        if args.no_pretrained:
+            raise UsageError("--weights: cannot be combined with --no-pretrained")
+        weights = Path(args.weights).expanduser().resolve()
+        if not weights.is_file():
+            raise UsageError(f"--weights: {weights} is not a file")
+        overrides.update(pretrained=True, weights=str(weights))
     for item in args.set:
         key, sep, text = item.partition("=")
         if not sep:

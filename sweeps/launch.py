@@ -53,6 +53,22 @@ def git_commit() -> Optional[str]:
     return sha + ("-dirty" if dirty else "")
 
 
+def check_pretrained(trial: dict) -> None:
+    """Fetch (or read) the pretrained weights once in the driver, so the trials find them cached and
+    a machine with no internet hears so before any trial starts."""
+    if not trial["pretrained"]:
+        return
+    from trainables.models import create_model
+
+    try:
+        create_model(trial["model"], 2, 3, pretrained=True, weights=trial["weights"])
+    except Exception as exc:  # a download or file failure, whatever its type
+        reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
+        source = trial["weights"] or "timm's download"
+        raise UsageError(f"--weights: the pretrained weights of {trial['model']} cannot be loaded from {source} ({reason}); "
+                         "pass --no-pretrained to train from scratch, or --weights FILE") from None
+
+
 def local_resources() -> tuple[float, float]:
     """CPUs and GPUs a locally started Ray would see, without starting it."""
     import torch

@@ -17,7 +17,11 @@ _COMMON_TRIAL = {
     "plateau_factor": 0.5,
     "min_lr": 1e-6,
     "num_workers": 0,  # 0: the uint8 data set lives on the trial's device
-    "image_size": 0,  # pixels; 0: as stored (in-memory sets)
+    "image_size": (0, 0),  # (height, width) in pixels; (0, 0): as stored (in-memory sets)
+    "loss": "ce",
+    "pretrained": False,
+    "weights": "",
+    "drop_benign_without_callback": False,
     "augment": "none",  # albumentations pipeline for file data sets
     "eval_batch_size": 1024,  # examples; changes no result
     # PyTorch's defaults, which the reference study ran with: TF32 convolutions, IEEE fp32 matmuls
@@ -57,7 +61,7 @@ PRESETS: dict[str, dict] = {
         "study": {"seeds": PAPER_SEEDS, "optimizers": ("adam", "sgd"), "repeats": 15, "det_repeats": 1,
                   "gpus_per_trial": 0.25, "cpus_per_trial": 4},
         "trial": {**_COMMON_TRIAL, "dataset": "sdnet", "model": "mobilenetv3_large_100", "epochs": 50, "batch_size": 256,
-                  "image_size": 256, "augment": "sdnet", "num_workers": 4, "eval_batch_size": 512,
+                  "image_size": (256, 256), "augment": "sdnet", "num_workers": 4, "eval_batch_size": 512,
                   "scheduler": "plateau", "plateau_patience": 1, "plateau_factor": 0.5, "min_lr": 1e-6,
                   "crop_padding": 0, "hflip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                   "metrics": ("accuracy", "f1", "auc"), "metric": "f1", "f1_average": "weighted", "select": "best_val_loss"},
@@ -70,9 +74,20 @@ PRESETS: dict[str, dict] = {
         "study": {"seeds": (0, 42, 314), "optimizers": ("adam", "sgd"), "repeats": 5, "det_repeats": 1,
                   "gpus_per_trial": 0.25, "cpus_per_trial": 4},
         "trial": {**_COMMON_TRIAL, "dataset": "folder", "model": "resnet18", "epochs": 30, "batch_size": 64,
-                  "image_size": 224, "augment": "flip", "num_workers": 4, "eval_batch_size": 256,
+                  "image_size": (224, 224), "augment": "flip", "num_workers": 4, "eval_batch_size": 256,
                   "scheduler": "cosine", "crop_padding": 0, "hflip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
                   "metrics": ("accuracy", "f1", "auc"), "metric": "accuracy", "select": "best_val_loss"},
         "optimizers": {"adam": {"lr": 1e-3, "weight_decay": 0.0}, "sgd": {"lr": 0.01, "weight_decay": 5e-4}},
+    },
+    # the reference study's task 3: ResNet-34 pretrained on ImageNet, full mammograms, BCE with pos_weight
+    "cbis": {
+        "study": {"seeds": PAPER_SEEDS, "optimizers": ("adam", "sgd"), "repeats": 10, "det_repeats": 1,
+                  "gpus_per_trial": 1, "cpus_per_trial": 4},
+        "trial": {**_COMMON_TRIAL, "dataset": "cbis", "model": "resnet34", "pretrained": True, "epochs": 40, "batch_size": 10,
+                  "image_size": (2944, 1920), "augment": "cbis", "num_workers": 4, "eval_batch_size": 10, "loss": "bce",
+                  "scheduler": "constant", "crop_padding": 0, "hflip": False, "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+                  "metrics": ("accuracy", "f1", "auc"), "metric": "auc", "f1_average": "binary", "select": "best_val_auc"},
+        "optimizers": {"adam": {"lr": 3.1623e-5, "weight_decay": 3.981e-5},
+                       "sgd": {"lr": 7.5e-4, "momentum": 0.9, "weight_decay": 3.981e-5}},
     },
 }

@@ -38,7 +38,7 @@ def main(argv: list[str]) -> int:
         return 0
 
     from analysis import load_experiment
-    from datasets import DataError, get_dataset
+    from datasets import DataError, get_dataset, reader_options
     from sweeps import launch
     from sweeps.summary import format_summary, summary_rows
 
@@ -49,7 +49,8 @@ def main(argv: list[str]) -> int:
         if study.address is None:  # local: everything is known before Ray starts
             gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources(), where="this machine (where Ray starts) has")
         # why: the driver fetches the data once; the trials only read it
-        get_dataset(study.dataset).prepare(study.data_dir)
+        get_dataset(study.dataset).prepare(study.data_dir, **reader_options(study.dataset, study.trials[0]))
+        launch.check_pretrained(study.trials[0])
         experiment.mkdir(parents=True, exist_ok=True)
     except (UsageError, DataError) as exc:
         fail(str(exc))

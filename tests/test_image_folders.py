@@ -84,7 +84,7 @@ def test_sdnet_bad_input_is_named(tmp_path, case, match):
 def folder_trial(folder: Path, **overrides) -> TrialConfig:
     p = PRESETS["folder"]
     spec = GridSpec((0,), ("sgd",), 1, 1, p["trial"], p["optimizers"],
-                    {"data_dir": str(folder), "gpu_share": 0.0, "model": "small_cnn", "image_size": 16, "epochs": 2,
+                    {"data_dir": str(folder), "gpu_share": 0.0, "model": "small_cnn", "image_size": (16, 16), "epochs": 2,
                      "batch_size": 8, "eval_batch_size": 8, "metric": "auc"})
     return TrialConfig.from_dict({**build_trials(spec)[0], **overrides})
 
@@ -107,7 +107,7 @@ def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_
     splits = get_dataset("folder").load(two_class_folder)
 
     def first_batch(seed: int, epoch: int) -> torch.Tensor:
-        stream = FileStream(splits.train.paths, splits.train.labels, channels=3, size=16, pipeline="sdnet",
+        stream = FileStream(splits.train.paths, splits.train.labels, channels=3, size=(16, 16), pipeline="sdnet",
                             batch_size=4, seed=seed, num_workers=0, device=torch.device("cpu"))
         x, _, idx = next(iter(stream.epoch(epoch)))
         return x, idx

@@ -13,12 +13,13 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # why: its import otherw
 import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 
-PIPELINES = ("none", "flip", "sdnet")
+PIPELINES = ("none", "flip", "sdnet", "cbis")
 
 
-def build(name: str, size: int) -> A.Compose:
-    """`size` x `size` output; `name`: none (resize only), flip, or the reference study's SDNET set."""
-    resize = [A.Resize(size, size)] if size else []
+def build(name: str, size: tuple[int, int]) -> A.Compose:
+    """(height, width) output ((0, 0): as read); `name`: none (resize only), flip, the reference
+    study's SDNET set, or its CBIS-DDSM set."""
+    resize = [A.Resize(*size)] if all(size) else []
     if name == "none":
         steps = []
     elif name == "flip":
@@ -26,6 +27,10 @@ def build(name: str, size: int) -> A.Compose:
     elif name == "sdnet":  # flips, sharpness, autocontrast, grayscale, rotation up to 45 degrees
         steps = [A.HorizontalFlip(p=0.5), A.VerticalFlip(p=0.5), A.Sharpen(p=0.5), A.AutoContrast(p=0.5),
                  A.ToGray(num_output_channels=3, p=0.2), A.Rotate(limit=45, p=0.5)]
+    elif name == "cbis":  # flip, affine (15 deg, translate 0.1, scale 0.8-1.6, shear 25), Gaussian noise 0.005
+        steps = [A.HorizontalFlip(p=0.5),
+                 A.Affine(rotate=(-15, 15), translate_percent=(-0.1, 0.1), scale=(0.8, 1.6), shear=(-25, 25), p=1.0),
+                 A.GaussNoise(std_range=(0.005, 0.005), p=1.0)]
     else:
         raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(PIPELINES)}")
     return A.Compose(resize + steps)

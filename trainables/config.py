@@ -46,11 +46,15 @@ class TrialConfig:
     hflip: bool  # random horizontal flip with probability 0.5
     mean: tuple[float, ...]  # per-channel normalisation mean, pixels scaled to [0, 1]
     std: tuple[float, ...]  # per-channel normalisation std, pixels scaled to [0, 1]
-    image_size: int  # files are resized to image_size x image_size; 0 for in-memory sets (stored size)
+    image_size: tuple[int, int]  # (height, width) files are resized to; (0, 0) for in-memory sets (as stored)
     augment: str  # albumentations pipeline for file data sets: none | flip | sdnet (trainables.augment)
     num_workers: int  # DataLoader workers; 0 keeps an in-memory data set on the trial's device
     eval_batch_size: int  # examples per evaluation batch; changes no result
     # measurement
+    loss: str  # ce: softmax cross-entropy | bce: one logit, BCE with pos_weight = negatives / positives
+    pretrained: bool  # start from the model's ImageNet weights (timm models)
+    weights: str  # file with those weights ("" : timm's download); read as data (weights_only)
+    drop_benign_without_callback: bool  # CBIS-DDSM: drop BENIGN_WITHOUT_CALLBACK images instead of counting them benign
     metrics: tuple[str, ...]  # reported on val and test each epoch: accuracy, f1, auc
     metric: str  # the primary test metric, reported as `metric`
     f1_average: str  # sklearn's average= for F1: macro (CIFAR-10) or weighted (SDNET)
@@ -82,7 +86,7 @@ class TrialConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def _check_choices(self) -> None:
-        for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS),
+        for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("loss", ("ce", "bce")),
                               ("metric", METRICS), ("select", SELECTIONS), ("f1_average", ("macro", "weighted", "binary"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"trial config: {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")

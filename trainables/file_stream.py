@@ -18,16 +18,27 @@ from trainables.batches import EpochPlan, _seed_worker, epoch_plan
 
 
 def read_image(path: str, channels: int) -> np.ndarray:
-    """H x W x C uint8."""
-    from PIL import Image
+    """H x W x C uint8. 16-bit grey images (CBIS-DDSM's PNGs) keep their top 8 bits, replicated to
+    `channels`, so ImageNet-pretrained models see the three channels they were trained on."""
+    import cv2
 
-    with Image.open(path) as image:
-        array = np.asarray(image.convert("RGB" if channels == 3 else "L"))
-    return array if array.ndim == 3 else array[:, :, None]
+    array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if array is None:
+        raise OSError(f"{path}: cannot be read as an image")
+    if array.dtype == np.uint16:
+        array = (array >> 8).astype(np.uint8)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.shape[2] == 3:
+        array = array[:, :, ::-1]  # OpenCV reads BGR
+        return array if channels == 3 else cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_RGB2GRAY)[:, :, None]
+    return np.repeat(array, channels, axis=2) if channels > 1 else array
 
 
 class _Examples(Dataset):
-    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, channels: int, size: int, pipeline: str,
+    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, channels: int, size: tuple[int, int], pipeline: str,
                  seed: int, epoch: int) -> None:
         self.paths, self.labels, self.channels, self.size = paths, labels, channels, size
         self.pipeline, self.seed, self.epoch = pipeline, seed, epoch
@@ -58,7 +69,7 @@ def _loader(dataset: _Examples, order: list[int], batch_size: int, workers: int,
 class FileStream:
     """The file-based counterpart of trainables.batches.TrainStream (same plan, same yields)."""
 
-    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: int, pipeline: str,
+    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: tuple[int, int], pipeline: str,
                  batch_size: int, seed: int, num_workers: int, device: torch.device) -> None:
         self.paths, self.labels, self.channels, self.size, self.pipeline = paths, labels, channels, size, pipeline
         self.batch_size, self.seed, self.num_workers, self.device = batch_size, seed, num_workers, device

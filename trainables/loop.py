@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from datasets import ImageSplits, get_dataset
+from datasets import ImageSplits, get_dataset, reader_options
 from datasets.image_folder import FileSplits
 from trainables import determinism
 from trainables.artifacts import append_last_layer, save_predictions, write_last_layers
@@ -44,9 +44,32 @@ class Evaluation:
     probs: np.ndarray
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+class Loss:
+    """Cross-entropy over classes, or (bce) one logit with positives weighted by negatives / positives."""
+
+    def __init__(self, kind: str, train_labels: np.ndarray, device: torch.device) -> None:
+        self.kind = kind
+        positives = max(int((train_labels == 1).sum()), 1)
+        self.pos_weight = torch.tensor(float((train_labels == 0).sum()) / positives, device=device)
+
+    def outputs(self, num_classes: int) -> int:
+        return 1 if self.kind == "bce" else num_classes
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if self.kind == "bce":
+            return F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), pos_weight=self.pos_weight)
+        return F.cross_entropy(logits, y)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        if self.kind == "bce":
+            p = torch.sigmoid(logits.float()[:, 0])
+            return torch.stack([1 - p, p], 1)
+        return torch.softmax(logits.float(), 1)
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Forward, backward, step, zero_grad; returns the loss without forcing a device sync."""
-    loss = F.cross_entropy(model(x), y)
+    loss = loss_fn(model(x), y)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -55,12 +78,12 @@ def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torc
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], normalize: Callable,
-             cfg: TrialConfig) -> Evaluation:
+             cfg: TrialConfig, loss_fn: Loss) -> Evaluation:
     model.eval()
     outputs = [(model(normalize(x)), y) for x, y in batches]
     logits, y = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs]).to(outputs[0][0].device)
-    loss = float(F.cross_entropy(logits, y, reduction="mean"))
-    probs = torch.softmax(logits.float(), 1).cpu().numpy()
+    loss = float(loss_fn(logits, y))
+    probs = loss_fn.probabilities(logits).cpu().numpy()
     y_np = y.cpu().numpy()
     return Evaluation(loss, scores(y_np, probs, cfg.metrics, cfg.f1_average), y_np, probs)
 
@@ -102,13 +125,15 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     started = time.perf_counter()
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
     device = device or default_device()
-    data = get_dataset(cfg.dataset).load(Path(cfg.data_dir))
+    data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
     if data.val is None and (cfg.select != "last" or cfg.scheduler == "plateau"):
         raise ValueError(f"{cfg.dataset} has no validation split, so select={cfg.select!r} / scheduler={cfg.scheduler!r} cannot work")
     if len(cfg.mean) != data.in_chans:
         raise ValueError(f"mean/std have {len(cfg.mean)} channels but {cfg.dataset} images have {data.in_chans}")
 
-    model = create_model(cfg.model, len(data.classes), data.in_chans)  # on the CPU: same init anywhere
+    loss_fn = Loss(cfg.loss, data.train.labels, device)
+    # on the CPU, from the seeded RNG: the same initial weights on any device
+    model = create_model(cfg.model, loss_fn.outputs(len(data.classes)), data.in_chans, cfg.pretrained, cfg.weights)
     init_sha256 = state_sha256(model.state_dict())
     model.to(device)
     optimizer = build_optimizer(cfg, model.parameters())
@@ -149,7 +174,7 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             for k, (x, y, idx) in enumerate(stream.epoch(epoch, plan)):
                 if epoch == 1 and k < cfg.digest_batches:
                     data_digest.update(idx, x, y)
-                loss_sum += train_step(model, optimizer, normalize(x), y) * len(y)
+                loss_sum += train_step(model, optimizer, loss_fn, normalize(x), y) * len(y)
                 seen += len(y)
                 if track.first_step_s is None:
                     track.first_step_s = time.perf_counter() - started
@@ -157,7 +182,7 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             train_time = time.perf_counter() - epoch_start
             if epoch == 1:
                 track.data_sha256 = data_digest.hexdigest()
-            evals = {name: evaluate(model, batches(), normalize, cfg) for name, batches in held.items()}
+            evals = {name: evaluate(model, batches(), normalize, cfg, loss_fn) for name, batches in held.items()}
             lr = optimizer.param_groups[0]["lr"]
             schedule.step(evals["val"].loss if "val" in evals else None)
             track.last_layer.update(append_last_layer(directory, epoch, classifier_of(model)))

@@ -30,15 +30,19 @@ def unknown_model_message(name: str) -> str:
             "any name in timm.list_models() also works")
 
 
-def create_model(name: str, num_classes: int, in_chans: int) -> nn.Module:
-    """Build a randomly initialised model from the current torch RNG state."""
+def create_model(name: str, num_classes: int, in_chans: int, pretrained: bool = False, weights: str = "") -> nn.Module:
+    """Build a model from the current torch RNG state; `pretrained` starts a timm model from its
+    ImageNet weights, read from `weights` when given (else timm fetches them)."""
     if name in PROJECT_MODELS:
+        if pretrained:
+            raise ValueError(f"{name} is a project model with no pretrained weights; pretrained needs a timm model")
         return PROJECT_MODELS[name](num_classes, in_chans)
     if not is_known_model(name):
         raise ValueError(unknown_model_message(name))
     import timm
 
-    return timm.create_model(name, pretrained=False, num_classes=num_classes, in_chans=in_chans)
+    overlay = {"pretrained_cfg_overlay": {"file": weights}} if pretrained and weights else {}
+    return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **overlay)
 
 
 def classifier_of(model: nn.Module) -> nn.Module:
