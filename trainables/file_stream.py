@@ -13,7 +13,6 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from trainables import augment
 from trainables.batches import EpochPlan, _seed_worker, epoch_plan
 
 
@@ -48,6 +47,8 @@ class _Examples(Dataset):
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+        from trainables import augment  # why: albumentations takes 0.5 s to import; in-memory sets never need it
+
         if self._transform is None:
             self._transform = augment.build(self.pipeline, self.size)
         self._transform.set_random_seed(augment.example_seed(self.seed, self.epoch, index))
