@@ -95,11 +95,13 @@ def _progress_body(path: Path, skipped: list[str]) -> tuple[bytes, bytes] | None
     return header, body
 
 
-def _first_error_line(trial_dir: Path) -> str | None:
-    path = trial_dir / "error.txt"
-    if not path.is_file():
+def error_line(path: Path) -> str | None:
+    """The exception line of an error file Tune wrote ('RuntimeError: ...'), None if there is none."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
         return None
-    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     errors = [ln for ln in lines if "Error" in ln.split(":")[0] or "Exception" in ln.split(":")[0]]
     return (errors or lines or ["(empty error.txt)"])[-1]
 
@@ -152,7 +154,7 @@ def load_experiment(path: str | Path) -> Experiment:
             skipped.append(f"{params_file}: not JSON, trial skipped")
             continue
         last = _last_result(trial_dir / "result.json", skipped)
-        error = _first_error_line(trial_dir)
+        error = error_line(trial_dir / "error.txt")
         progress = _progress_body(trial_dir / "progress.csv", skipped)
         index = len(trial_rows)
         if progress is not None and last and _last_csv_epoch(progress) == last.get("epoch"):

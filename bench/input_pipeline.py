@@ -47,7 +47,8 @@ def main() -> None:
     from sweeps.presets import PRESETS
     from trainables import determinism
     from trainables.file_stream import FileStream
-    from trainables.loop import Loss, train_step
+    from trainables.losses import Loss
+    from trainables.loop import train_step
     from trainables.models import create_model
 
     root = args.data_dir or synthetic_sdnet(Path(f"/tmp/sdnet_synthetic_{args.images}"), args.images)

@@ -14,18 +14,14 @@ from typing import Optional, TextIO
 
 from ray import tune
 
+from analysis.load import error_line
 from sweeps.grid import trial_label
 
 
 def _error_of(trial) -> str:  # noqa: ANN001
     """The exception line of the error file Tune wrote for the trial."""
-    try:
-        text = Path(trial.error_file).read_text(errors="replace") if trial.error_file else ""
-    except OSError:
-        text = ""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "Error" in ln.split(":")[0]]
-    return (errors or lines or ["see the trial's error.txt"])[-1][:200]
+    line = error_line(Path(trial.error_file)) if trial.error_file else None
+    return (line or "see the trial's error.txt")[:200]
 
 
 def format_duration(seconds: float) -> str:

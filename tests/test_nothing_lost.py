@@ -98,7 +98,7 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     assert driver.returncode == 130, out + err
     assert "Traceback" not in out + err
     assert "nothing finished is lost. To continue, run the same command again:" in out
-    assert f"--name interrupted" in out.splitlines()[-1]
+    assert "--name interrupted" in out.splitlines()[-1]
     proc = run(tmp_path, "interrupted")  # and it does continue
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert all(f["epochs_logged"] == list(range(1, EPOCHS + 1)) for f in finals(experiment).values())

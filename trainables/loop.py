@@ -16,7 +16,6 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from datasets import ImageSplits, get_dataset, reader_options
 from datasets.image_folder import FileSplits
@@ -25,8 +24,9 @@ from trainables.artifacts import append_last_layer, save_predictions, write_last
 from trainables.batches import TrainStream, eval_batches
 from trainables.config import TrialConfig
 from trainables.digests import StreamDigest, state_sha256
-from trainables.file_stream import FileStream
 from trainables.environment import EnergyMeter, describe
+from trainables.file_stream import FileStream
+from trainables.losses import Loss
 from trainables.metrics import scores
 from trainables.models import classifier_of, create_model
 from trainables.optim import Schedule, build_optimizer
@@ -42,29 +42,6 @@ class Evaluation:
     scores: dict[str, float]
     labels: np.ndarray
     probs: np.ndarray
-
-
-class Loss:
-    """Cross-entropy over classes, or (bce) one logit with positives weighted by negatives / positives."""
-
-    def __init__(self, kind: str, train_labels: np.ndarray, device: torch.device) -> None:
-        self.kind = kind
-        positives = max(int((train_labels == 1).sum()), 1)
-        self.pos_weight = torch.tensor(float((train_labels == 0).sum()) / positives, device=device)
-
-    def outputs(self, num_classes: int) -> int:
-        return 1 if self.kind == "bce" else num_classes
-
-    def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        if self.kind == "bce":
-            return F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), pos_weight=self.pos_weight)
-        return F.cross_entropy(logits, y)
-
-    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
-        if self.kind == "bce":
-            p = torch.sigmoid(logits.float()[:, 0])
-            return torch.stack([1 - p, p], 1)
-        return torch.softmax(logits.float(), 1)
 
 
 def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
