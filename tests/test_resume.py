@@ -59,3 +59,10 @@ def test_injected_failure_fails_the_first_attempt_only(tmp_path, monkeypatch):
     _, states = train(tmp_path / "b", restore=None, epochs=2)  # never reaches epoch 3
     finished, _ = train(tmp_path / "c", restore=states[-1])  # a restart passes epoch 3
     assert finished[-1]["epoch"] == 4 and finished[-1]["restarts"] == 1
+
+
+def test_a_trial_started_again_from_scratch_keeps_no_epochs_of_the_failed_attempt(tmp_path):
+    train(tmp_path / "t", epochs=4)
+    train(tmp_path / "t", epochs=2)  # Tune restarts a failed trial from scratch in the same folder
+    with np.load(tmp_path / "t" / LAST_LAYER_FILE) as layers:
+        assert sorted(layers.files) == ["e0001_bias", "e0001_weight", "e0002_bias", "e0002_weight"]

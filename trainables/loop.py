@@ -116,7 +116,9 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     optimizer = build_optimizer(cfg, model.parameters())
     schedule = Schedule(cfg, optimizer)
     track, first_epoch = Tracking(), 1
-    if restore is not None:
+    if restore is None:
+        write_last_layers(directory, {})  # why: a trial started again from scratch must not keep a failed attempt's epochs
+    else:
         model.load_state_dict(restore["model"])
         optimizer.load_state_dict(restore["optimizer"])
         schedule.load_state_dict(restore["schedule"])
