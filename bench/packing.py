@@ -1,0 +1,61 @@
+"""Claims (issue: fast, items 3 and 4): how much more sweep throughput --gpus-per-trial 0.5 and 0.25
+give than 1.0 on one GPU (to choose each preset's default share); and on several GPUs, how close a
+study's wall time comes to the sum of its trial times divided by the GPU count (target 0.9).
+
+Runs real studies through sweeps/run.py (Ray, Tune, the trainable: everything a user runs), one per
+share, and reads their experiment directories. Usage on a GPU machine:
+    python bench/packing.py --data-dir /tmp/data/cifar10 --shares 1,0.5,0.25 --trials 16 --epochs 3
+Efficiency = sum of trial runtimes / (wall time x GPUs); throughput = trials per hour. Record the
+printed table in bench/RESULTS.md with the card and the GPU count.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", default="cifar10")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--shares", default="1,0.5,0.25", help="GPUs per trial to compare (0: CPU only, to check the script)")
+    parser.add_argument("--trials", type=int, default=16, help="non-deterministic repeats of one configuration")
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--cpus-per-trial", default="2")
+    parser.add_argument("--storage", default="/tmp/bench_packing")
+    args = parser.parse_args()
+    import torch
+
+    from analysis import load_experiment
+
+    gpus = max(torch.cuda.device_count(), 1)
+    card = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
+    print(f"{card} x {torch.cuda.device_count()} | {args.dataset}, {args.trials} trials of {args.epochs} epochs per share")
+    rows = []
+    for share in args.shares.split(","):
+        name = f"share-{share}-{int(time.time())}"
+        command = [sys.executable, "sweeps/run.py", "--dataset", args.dataset, "--data-dir", args.data_dir, "--seeds", "0",
+                   "--optimizers", "sgd", "--repeats", str(args.trials), "--det-repeats", "1", "--epochs", str(args.epochs),
+                   "--gpus-per-trial", share, "--cpus-per-trial", args.cpus_per_trial, "--storage-path", args.storage, "--name", name]
+        start = time.perf_counter()
+        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        wall = time.perf_counter() - start
+        if proc.returncode != 0:
+            sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        trials = load_experiment(Path(args.storage) / name).trials
+        busy = float(trials["runtime_s"].sum())
+        rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / (wall * (gpus if float(share) else 1))))
+    base = rows[0][3]
+    for share, n, wall, per_hour, efficiency in rows:
+        print(f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "
+              f"efficiency {efficiency:.2f}")
+
+
+if __name__ == "__main__":
+    main()
