@@ -125,8 +125,10 @@ def _csv_epochs(parts: dict[bytes, list[tuple[int, bytes]]]) -> tuple[list[pd.Da
     return frames, failed
 
 
-def _json_epochs(trial_dir: Path, index: int) -> pd.DataFrame:
-    results = _read_results(trial_dir / "result.json", [])
+def _json_epochs(trial_dir: Path, index: int, skipped: list[str]) -> pd.DataFrame:
+    notes: list[str] = []
+    results = _read_results(trial_dir / "result.json", notes)
+    skipped += [n for n in notes if n not in skipped]  # the truncated last line is already noted
     frame = pd.DataFrame.from_records([{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for r in results])
     frame.insert(0, "__trial", index)
     return frame
@@ -160,7 +162,7 @@ def load_experiment(path: str | Path) -> Experiment:
         if progress is not None and last and _last_csv_epoch(progress) == last.get("epoch"):
             csv_parts.setdefault(progress[0], []).append((index, progress[1]))
         elif last:
-            json_frames.append(_json_epochs(trial_dir, index))
+            json_frames.append(_json_epochs(trial_dir, index, skipped))
         # a trial that failed and then finished on a retry keeps its error.txt: finished wins
         status = "finished" if "weights_sha256" in last else "errored" if error else "running"
         row = {"trial": trial_dir.name, **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
@@ -175,7 +177,7 @@ def load_experiment(path: str | Path) -> Experiment:
 
     trials = pd.DataFrame(trial_rows)
     csv_frames, unparsed = _csv_epochs(csv_parts)
-    frames = csv_frames + json_frames + [_json_epochs(path / trials["trial"].iloc[i], i) for i in unparsed]
+    frames = csv_frames + json_frames + [_json_epochs(path / trials["trial"].iloc[i], i, skipped) for i in unparsed]
     if not frames:
         return Experiment(path, trials, pd.DataFrame(columns=["trial", "epoch"]), skipped)
     epochs = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

@@ -39,11 +39,12 @@ def scan(root: Path, class_dirs: dict[str, list[str]]) -> tuple[list[str], np.nd
     """Files and labels; `class_dirs` maps each class to the sub-folders (relative to root) holding it."""
     paths, labels = [], []
     for label, (name, folders) in enumerate(class_dirs.items()):
+        before = len(paths)
         for folder in folders:
             files = sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
             paths += [str(p.resolve()) for p in files]
             labels += [label] * len(files)
-        if not any(lab == label for lab in labels):
+        if len(paths) == before:
             raise DataError(f"{root}: no images for class {name!r} in {', '.join(str(root / f) for f in folders)}")
     return paths, np.asarray(labels, dtype=np.int64)
 

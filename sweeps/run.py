@@ -44,8 +44,18 @@ def main(argv: list[str]) -> int:
 
     name = launch.experiment_name(study)
     experiment = study.storage_path / name
+    metric = study.trials[0]["metric"]
     try:
         resume = launch.check_existing(experiment, list(study.trials))
+    except UsageError as exc:
+        fail(str(exc))
+    if resume:  # why: a finished study needs no data, weights or Ray, so check before fetching any
+        rows = summary_rows(load_experiment(experiment).trials)
+        if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
+            print(f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n")
+            print(format_summary(rows, metric))
+            return 0
+    try:
         if study.address is None:  # local: everything is known before Ray starts
             gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources(), where="this machine (where Ray starts) has")
         # why: the driver fetches the data once; the trials only read it
@@ -57,13 +67,6 @@ def main(argv: list[str]) -> int:
     except OSError as exc:
         fail(f"--storage-path: cannot write {experiment}: {exc.strerror}")
 
-    metric = study.trials[0]["metric"]
-    if resume:
-        rows = summary_rows(load_experiment(experiment).trials)
-        if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
-            print(f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n")
-            print(format_summary(rows, metric))
-            return 0
     launch.start_ray(study, experiment / launch.DRIVER_LOG)
     if study.address is not None:
         try:

@@ -103,17 +103,25 @@ class TrainStream:
             yield augment(self.images[idx], offsets[idx], flips[idx] if self.hflip else None, self.padding), self.labels[idx], idx
 
     def _from_workers(self, plan: EpochPlan, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        seed, pin = self.seed, self.device.type == "cuda"
-        loader = DataLoader(
-            _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding, self.hflip),
-            batch_size=None, shuffle=False, num_workers=self.num_workers, pin_memory=pin,
-            # why: a library that draws from a global RNG inside a worker still sees a seed that
-            # depends on (seed, epoch, worker) alone
-            generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
-            worker_init_fn=functools.partial(_seed_worker, seed, epoch),
-        )
-        for x, y, idx in loader:
-            yield x.to(self.device, non_blocking=pin), y.to(self.device, non_blocking=pin), idx
+        batches = _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding, self.hflip)
+        yield from seeded_loader(batches, seed=self.seed, epoch=epoch, num_workers=self.num_workers, device=self.device,
+                                 batch_size=None)
+
+
+def seeded_loader(dataset: Dataset, *, seed: int, epoch: int, num_workers: int, device: torch.device,
+                  **options: object) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """(x, y, example indices) from a DataLoader over `dataset`, moved to `device`.
+
+    Its base seed and each worker's seeds depend on (seed, epoch, worker) alone, so a library that
+    draws from a global RNG inside a worker still draws the same numbers in every repeat.
+    `options` are DataLoader's (batch_size, sampler).
+    """
+    pin = device.type == "cuda"
+    loader = DataLoader(dataset, num_workers=num_workers, pin_memory=pin,
+                        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+                        worker_init_fn=functools.partial(_seed_worker, seed, epoch), **options)
+    for x, y, idx in loader:
+        yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin), idx
 
 
 def _seed_worker(seed: int, epoch: int, worker: int) -> None:

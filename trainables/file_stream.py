@@ -6,14 +6,13 @@ uint8 until they reach the device, like the in-memory stream's.
 """
 from __future__ import annotations
 
-import functools
 from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from trainables.batches import EpochPlan, _seed_worker, epoch_plan
+from trainables.batches import EpochPlan, epoch_plan, seeded_loader
 
 
 def read_image(path: str, channels: int) -> np.ndarray:
@@ -57,16 +56,6 @@ class _Examples(Dataset):
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.labels[index]), index
 
 
-def _loader(dataset: _Examples, order: list[int], batch_size: int, workers: int, device: torch.device,
-            seed: int, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    pin = device.type == "cuda"
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=order, num_workers=workers, pin_memory=pin,
-                        persistent_workers=False, worker_init_fn=functools.partial(_seed_worker, seed, epoch),
-                        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
-    for x, y, idx in loader:
-        yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin), idx
-
-
 class FileStream:
     """The file-based counterpart of trainables.batches.TrainStream (same plan, same yields)."""
 
@@ -84,10 +73,12 @@ class FileStream:
     def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         plan = plan or self.plan(epoch)
         dataset = _Examples(self.paths, self.labels, self.channels, self.size, self.pipeline, self.seed, epoch)
-        yield from _loader(dataset, plan.order.tolist(), self.batch_size, self.num_workers, self.device, self.seed, epoch)
+        yield from seeded_loader(dataset, seed=self.seed, epoch=epoch, num_workers=self.num_workers, device=self.device,
+                                 batch_size=self.batch_size, sampler=plan.order.tolist())
 
     def evaluation(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Fixed-order, un-augmented (resized only) batches of a held-out split."""
         dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed, 0)
-        for x, y, _ in _loader(dataset, list(range(len(paths))), batch_size, self.num_workers, self.device, self.seed, 0):
+        for x, y, _ in seeded_loader(dataset, seed=self.seed, epoch=0, num_workers=self.num_workers, device=self.device,
+                                     batch_size=batch_size, shuffle=False):
             yield x, y

@@ -127,13 +127,13 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
         first_epoch = restore["epoch"] + 1
         track.restart_epochs.append(restore["epoch"])
         write_last_layers(directory, track.last_layer)  # this attempt's folder may be a new one
+    if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
+        return {}
     stream, held = data_streams(cfg, data, device)
     mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
     normalize = lambda x: (x.float() / 255 - mean) / std  # noqa: E731
 
-    if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
-        return {}
     energy = EnergyMeter(device)
     data_digest = StreamDigest()
     better = _select_key(cfg)
@@ -168,8 +168,9 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
 
             test = evals["test"]
             key = better(evals["val"]) if better is not None else None
-            if key is None or key < track.best_key:
-                track.best_key = key if key is not None else track.best_key
+            if key is None or key < track.best_key:  # select="last" takes every epoch in turn
+                if key is not None:
+                    track.best_key = key
                 track.chosen_epoch, track.chosen_scores = epoch, test.scores
                 track.chosen_labels, track.chosen_probs = torch.from_numpy(test.labels), torch.from_numpy(test.probs)
             metrics: dict[str, object] = {"epoch": epoch, "train_loss": train_loss}
@@ -192,8 +193,8 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                     energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
                     nondeterministic_ops=list(track.ops), restarts=len(track.restart_epochs),
                     restart_epochs=list(track.restart_epochs), env=describe(device))
-            saved = Tracking(**{**track.to_state(), "elapsed_s": track.elapsed_s + time.perf_counter() - started,
-                                "gpu_joules": total_joules})
+            tracking = {**track.to_state(), "elapsed_s": track.elapsed_s + time.perf_counter() - started,
+                        "gpu_joules": total_joules}
             report(metrics, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict(), "rng": capture_rng(), "tracking": saved.to_state()})
+                             "schedule": schedule.state_dict(), "rng": capture_rng(), "tracking": tracking})
     return metrics

@@ -9,7 +9,7 @@ without unpickling code.
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Optional
 
 import numpy as np
@@ -32,7 +32,8 @@ class Tracking:
     last_layer: dict = field(default_factory=dict)  # "e0001_weight" -> tensor, every epoch so far
 
     def to_state(self) -> dict:
-        return asdict(self)
+        """A shallow dict: the report saves it at once, so copying every epoch's layers is not needed."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
     def from_state(cls, state: dict) -> "Tracking":
