@@ -1,7 +1,7 @@
 """An experiment directory (Ray Tune's layout) -> two DataFrames, reading the files directly.
 
 trials: one row per trial: every params.json key, status, final and best metric, runtime, digests,
-energy and environment (env_*). epochs: one row per trial and epoch. Works on a directory copied
+energy, where start-up went (startup_*_s) and environment (env_*). epochs: one row per trial and epoch. Works on a directory copied
 from another machine, with no Ray running; survives errored trials, trials still running and a
 truncated last line, and says what it skipped.
 """
@@ -173,6 +173,8 @@ def load_experiment(path: str | Path) -> Experiment:
             row[key] = json.dumps(value) if isinstance(value, list) else value
         for key, value in (last.get("env") or {}).items():
             row[f"env_{key}"] = value
+        for key, value in (last.get("startup_parts") or {}).items():  # startup_imports_s, startup_data_s, ...
+            row[f"startup_{key}"] = value
         trial_rows.append(row)
 
     trials = pd.DataFrame(trial_rows)

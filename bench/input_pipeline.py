@@ -11,6 +11,7 @@ Prints one line per variant and the ratio; record it in bench/RESULTS.md with th
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -70,7 +71,7 @@ def main() -> None:
         sync()
         start = time.perf_counter()
         for x, y, *_ in batches:
-            train_step(model, optimizer, loss_fn, (x.float() / 255 - mean) / std, y)
+            train_step(model, optimizer, loss_fn, (x.float() / 255 - mean) / std, y, contextlib.nullcontext())
         sync()
         return time.perf_counter() - start
 

@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--shares", default="1,0.5,0.25", help="GPUs per trial to compare (0: CPU only, to check the script)")
     parser.add_argument("--trials", type=int, default=16, help="non-deterministic repeats of one configuration")
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--cpus-per-trial", default="2")
     parser.add_argument("--storage", default="/tmp/bench_packing")
     args = parser.parse_args()
@@ -36,13 +36,15 @@ def main() -> None:
 
     gpus = max(torch.cuda.device_count(), 1)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"{card} x {torch.cuda.device_count()} | {args.dataset}, {args.trials} trials of {args.epochs} epochs per share")
+    print(f"{card} x {torch.cuda.device_count()} | {args.dataset}, {args.trials + 1} trials per share, "
+          f"{args.epochs or 'the preset'}'s epochs")
     rows = []
     for share in args.shares.split(","):
         name = f"share-{share}-{int(time.time())}"
         command = [sys.executable, "sweeps/run.py", "--dataset", args.dataset, "--data-dir", args.data_dir, "--seeds", "0",
-                   "--optimizers", "sgd", "--repeats", str(args.trials), "--det-repeats", "1", "--epochs", str(args.epochs),
+                   "--optimizers", "sgd", "--repeats", str(args.trials), "--det-repeats", "1",
                    "--gpus-per-trial", share, "--cpus-per-trial", args.cpus_per_trial, "--storage-path", args.storage, "--name", name]
+        command += ["--epochs", str(args.epochs)] if args.epochs else []
         start = time.perf_counter()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         wall = time.perf_counter() - start
@@ -50,7 +52,11 @@ def main() -> None:
             sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         trials = load_experiment(Path(args.storage) / name).trials
         busy = float(trials["runtime_s"].sum())
+        with_imports = busy + float(trials.get("startup_imports_s", 0).sum())
         rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / (wall * (gpus if float(share) else 1))))
+        print(f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
+              f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
+              f"{with_imports / (wall * (gpus if float(share) else 1)):.2f}", flush=True)
     base = rows[0][3]
     for share, n, wall, per_hour, efficiency in rows:
         print(f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "

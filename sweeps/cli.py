@@ -22,7 +22,8 @@ class UsageError(Exception):
 
 @dataclass(frozen=True)
 class Study:
-    dataset: str
+    preset: str  # the --dataset preset (cifar10-fast, say); names the experiment
+    dataset: str  # the data set it reads (cifar10)
     data_dir: Path
     trials: tuple[dict, ...]
     gpus_per_trial: Optional[float]  # None: the preset's share if the cluster has GPUs, else 0
@@ -81,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, help="training epochs per trial; " + _preset_help("epochs"))
     p.add_argument("--batch-size", type=int, help="examples per step; " + _preset_help("batch_size"))
     p.add_argument("--lr", type=float, help="initial learning rate for every optimizer; " + _preset_help("lr"))
-    p.add_argument("--model", help="preactresnet18, small_cnn or any timm model name; " + _preset_help("model"))
+    p.add_argument("--model", help="a project model (preactresnet18, preactresnet34, airbench_net, small_cnn) or any timm model name; " + _preset_help("model"))
     p.add_argument("--num-workers", type=int, help="DataLoader workers per trial (0 keeps the data on the GPU); " + _preset_help("num_workers"))
     p.add_argument("--gpus-per-trial", type=float,
                    help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; "
@@ -210,7 +211,7 @@ def parse(argv: Sequence[str]) -> Study:
         trials = build_trials(spec)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--set: {exc}") from None
-    return Study(dataset=dataset, data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
+    return Study(preset=dataset, dataset=preset["trial"]["dataset"], data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
                  cpus_per_trial=cpus, max_concurrent=args.max_concurrent,
                  storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
                  address=args.address, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,

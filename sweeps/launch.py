@@ -22,11 +22,11 @@ UPLOAD_EXCLUDES = [".git", ".venv", ".devbundle", "experiments", "data", "**/__p
 
 
 def experiment_name(study: Study) -> str:
-    """The given name, or DATASET-<hash of the grid>: the same command finds the same directory."""
+    """The given name, or PRESET-<hash of the grid>: the same command finds the same directory."""
     if study.name:
         return study.name
     digest = hashlib.sha256(json.dumps(study.trials, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{study.dataset}-{digest}"
+    return f"{study.preset}-{digest}"
 
 
 def check_existing(experiment: Path, trials: list[dict]) -> bool:

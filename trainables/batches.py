@@ -29,11 +29,18 @@ class EpochPlan:
         return self.order, self.offsets, self.flips
 
 
-def epoch_plan(n: int, seed: int, epoch: int, crop_padding: int, hflip: bool) -> EpochPlan:
+def epoch_plan(n: int, seed: int, epoch: int, crop_padding: int, hflip: bool, alternate_flip: bool = False) -> EpochPlan:
     rng = np.random.default_rng([seed, epoch])  # why: independent of repeat, mode and workers
     order = rng.permutation(n).astype(np.int64)
     offsets = rng.integers(0, 2 * crop_padding + 1, size=(n, 2), dtype=np.int64)
-    flips = rng.random(n) < 0.5 if hflip else np.zeros(n, dtype=bool)
+    if not hflip:
+        flips = np.zeros(n, dtype=bool)
+    elif alternate_flip:
+        # why: after a random first epoch every image is seen mirrored and not in turn, so any
+        # two consecutive epochs show both views (Jordan 2024, "alternating flip")
+        flips = (np.random.default_rng([seed, 0]).random(n) < 0.5) ^ (epoch % 2 == 0)
+    else:
+        flips = rng.random(n) < 0.5
     return EpochPlan(order, offsets, flips)
 
 
@@ -55,12 +62,13 @@ def augment(images: torch.Tensor, offsets: torch.Tensor, flips: Optional[torch.T
 class _PlannedBatches(Dataset):
     """Item k is the k-th batch of the plan, augmented; used when DataLoader workers do the work."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, plan: EpochPlan, batch_size: int, padding: int, hflip: bool) -> None:
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, plan: EpochPlan, batch_size: int, padding: int, hflip: bool,
+                 drop_last: bool) -> None:
         self.images, self.labels, self.plan, self.batch_size = images, labels, plan, batch_size
-        self.padding, self.hflip = padding, hflip
+        self.padding, self.hflip, self.drop_last = padding, hflip, drop_last
 
     def __len__(self) -> int:
-        return -(-len(self.plan.order) // self.batch_size)
+        return batch_count(len(self.plan.order), self.batch_size, self.drop_last)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = torch.from_numpy(self.plan.order[k * self.batch_size:(k + 1) * self.batch_size])
@@ -69,12 +77,17 @@ class _PlannedBatches(Dataset):
         return x, self.labels[idx], idx
 
 
+def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
 class TrainStream:
     """Yields (uint8 images, labels, example indices) on `device`, one epoch at a time."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, crop_padding: int,
-                 hflip: bool, num_workers: int, device: torch.device) -> None:
+                 hflip: bool, num_workers: int, device: torch.device, alternate_flip: bool = False, drop_last: bool = False) -> None:
         self.batch_size, self.seed, self.padding, self.hflip = batch_size, seed, crop_padding, hflip
+        self.alternate_flip, self.drop_last = alternate_flip, drop_last
         self.num_workers, self.device = num_workers, device
         # why: with no workers the whole uint8 set lives on the device and is augmented there
         home = device if num_workers == 0 else torch.device("cpu")
@@ -82,10 +95,10 @@ class TrainStream:
         self.labels = torch.from_numpy(labels).to(home)
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return batch_count(len(self.labels), self.batch_size, self.drop_last)
 
     def plan(self, epoch: int) -> EpochPlan:
-        return epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip)
+        return epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip, self.alternate_flip)
 
     def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         plan = plan or self.plan(epoch)
@@ -98,37 +111,39 @@ class TrainStream:
         order = torch.from_numpy(plan.order).to(self.device)
         offsets = torch.from_numpy(plan.offsets).to(self.device)
         flips = torch.from_numpy(plan.flips).to(self.device)
-        for start in range(0, len(order), self.batch_size):
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
             idx = order[start:start + self.batch_size]
             yield augment(self.images[idx], offsets[idx], flips[idx] if self.hflip else None, self.padding), self.labels[idx], idx
 
     def _from_workers(self, plan: EpochPlan, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        batches = _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding, self.hflip)
-        yield from seeded_loader(batches, seed=self.seed, epoch=epoch, num_workers=self.num_workers, device=self.device,
-                                 batch_size=None)
+        batches = _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding, self.hflip, self.drop_last)
+        yield from on_device(seeded_loader(batches, seed=self.seed, epoch=epoch, num_workers=self.num_workers,
+                                           device=self.device, batch_size=None), self.device)
 
 
-def seeded_loader(dataset: Dataset, *, seed: int, epoch: int, num_workers: int, device: torch.device,
-                  **options: object) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(x, y, example indices) from a DataLoader over `dataset`, moved to `device`.
+def seeded_loader(dataset: Dataset, *, seed: int, epoch: int, num_workers: int, device: torch.device, **options: object) -> DataLoader:
+    """A DataLoader over `dataset` whose base seed and workers' seeds depend on (seed, epoch, worker)
+    alone, so a library that draws from a global RNG inside a worker still draws the same numbers
+    in every repeat. `options` are DataLoader's (batch_size, sampler, persistent_workers)."""
+    return DataLoader(dataset, num_workers=num_workers, pin_memory=device.type == "cuda",
+                      generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+                      worker_init_fn=functools.partial(_seed_worker, seed, epoch), **options)
 
-    Its base seed and each worker's seeds depend on (seed, epoch, worker) alone, so a library that
-    draws from a global RNG inside a worker still draws the same numbers in every repeat.
-    `options` are DataLoader's (batch_size, sampler).
-    """
-    pin = device.type == "cuda"
-    loader = DataLoader(dataset, num_workers=num_workers, pin_memory=pin,
-                        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
-                        worker_init_fn=functools.partial(_seed_worker, seed, epoch), **options)
-    for x, y, idx in loader:
-        yield x.to(device, non_blocking=pin), y.to(device, non_blocking=pin), idx
+
+def on_device(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, ...]]:
+    """The loader's batches moved to `device` (asynchronously from pinned memory on a GPU)."""
+    for batch in loader:
+        yield tuple(t.to(device, non_blocking=loader.pin_memory) for t in batch)
+
+
+def seed_globals(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
 
 
 def _seed_worker(seed: int, epoch: int, worker: int) -> None:
-    s = int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0])
-    random.seed(s)
-    np.random.seed(s)
-    torch.manual_seed(s)
+    seed_globals(int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0]))
     torch.set_num_threads(1)  # why: workers are processes already; threads would oversubscribe
 
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 MODES = ("deterministic", "nondeterministic")
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULERS = ("cosine", "plateau", "constant")
+SCHEDULERS = ("cosine", "plateau", "constant", "onecycle")
+PRECISIONS = ("fp32", "bf16")
 METRICS = ("accuracy", "f1", "auc")
 SELECTIONS = ("last", "best_val_loss", "best_val_auc")
 
@@ -37,13 +38,17 @@ class TrialConfig:
     beta1: float  # Adam's first-moment decay (unused by SGD)
     beta2: float  # Adam's second-moment decay (unused by SGD)
     amsgrad: bool  # Adam's AMSGrad variant (unused by SGD)
-    scheduler: str  # cosine: per epoch, T_max = epochs | plateau: on val loss | constant
+    nesterov: bool  # SGD's Nesterov momentum (unused by Adam)
+    scheduler: str  # cosine: per epoch, T_max = epochs | plateau: on val loss | constant | onecycle: per step, linear
+    warmup_frac: float  # onecycle: fraction of all steps spent rising from lr / 5 to lr, then falling to ~0
     plateau_patience: int  # epochs without val-loss improvement before the lr is cut
     plateau_factor: float  # lr multiplier on a plateau
     min_lr: float  # floor for the plateau scheduler's lr
     # data
     crop_padding: int  # RandomCrop padding in pixels; 0 turns the crop off
     hflip: bool  # random horizontal flip with probability 0.5
+    alternate_flip: bool  # with hflip: epoch 1's random flips, then every image mirrored in alternate epochs
+    drop_last: bool  # skip each epoch's last partial batch: one batch shape, so cudnn.benchmark tunes once
     mean: tuple[float, ...]  # per-channel normalisation mean, pixels scaled to [0, 1]
     std: tuple[float, ...]  # per-channel normalisation std, pixels scaled to [0, 1]
     image_size: tuple[int, int]  # (height, width) files are resized to; (0, 0) for in-memory sets (as stored)
@@ -52,6 +57,10 @@ class TrialConfig:
     eval_batch_size: int  # examples per evaluation batch; changes no result
     # measurement
     loss: str  # ce: softmax cross-entropy | bce: one logit, BCE with pos_weight = negatives / positives
+    label_smoothing: float  # ce only: weight of the uniform target, 0 for none
+    tta: int  # test-time views averaged: 0 none | 1 + mirror | 2 + mirror and 1-pixel shifts (6 views)
+    precision: str  # fp32 | bf16 (autocast for forward and loss; weights and optimizer stay fp32)
+    channels_last: bool  # NHWC memory layout for model and inputs (faster convolutions in bf16)
     pretrained: bool  # start from the model's ImageNet weights (timm models)
     weights: str  # file with those weights ("" : timm's download); read as data (weights_only)
     drop_benign_without_callback: bool  # CBIS-DDSM: drop BENIGN_WITHOUT_CALLBACK images instead of counting them benign
@@ -86,7 +95,7 @@ class TrialConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def _check_choices(self) -> None:
-        for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("loss", ("ce", "bce")),
+        for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("loss", ("ce", "bce")), ("precision", PRECISIONS),
                               ("metric", METRICS), ("select", SELECTIONS), ("f1_average", ("macro", "weighted", "binary"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"trial config: {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
@@ -102,6 +111,12 @@ class TrialConfig:
                 raise ValueError(f"trial config: {name} must be at least 1")
         if self.num_workers < 0 or self.crop_padding < 0 or self.digest_batches < 0:
             raise ValueError("trial config: num_workers, crop_padding and digest_batches must be >= 0")
+        if self.tta not in (0, 1, 2):
+            raise ValueError(f"trial config: tta must be 0, 1 or 2, got {self.tta}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"trial config: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.scheduler == "onecycle" and not 0 < self.warmup_frac < 1:
+            raise ValueError(f"trial config: warmup_frac must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}")
 
 
 def _coerce(name: str, value: object, hint: object) -> object:

@@ -10,9 +10,10 @@ from typing import Iterator
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
-from trainables.batches import EpochPlan, epoch_plan, seeded_loader
+from trainables import augment  # why: imported before the workers fork, so none of them imports it again
+from trainables.batches import EpochPlan, batch_count, epoch_plan, on_device, seed_globals, seeded_loader
 
 
 def read_image(path: str, channels: int) -> np.ndarray:
@@ -36,49 +37,75 @@ def read_image(path: str, channels: int) -> np.ndarray:
 
 
 class _Examples(Dataset):
+    """Item (epoch, index): example `index` as augmented in `epoch`. The epoch travels in the key
+    because the workers persist across epochs and never see the stream's later state."""
+
     def __init__(self, paths: tuple[str, ...], labels: np.ndarray, channels: int, size: tuple[int, int], pipeline: str,
-                 seed: int, epoch: int) -> None:
-        self.paths, self.labels, self.channels, self.size = paths, labels, channels, size
-        self.pipeline, self.seed, self.epoch = pipeline, seed, epoch
-        self._transform = None  # built in the worker: albumentations objects are not shared
+                 seed: int) -> None:
+        self.paths, self.labels, self.channels, self.seed = paths, labels, channels, seed
+        self.transform = augment.build(pipeline, size)
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
-        from trainables import augment  # why: albumentations takes 0.5 s to import; in-memory sets never need it
-
-        if self._transform is None:
-            self._transform = augment.build(self.pipeline, self.size)
-        self._transform.set_random_seed(augment.example_seed(self.seed, self.epoch, index))
-        image = self._transform(image=read_image(self.paths[index], self.channels))["image"]
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+        epoch, index = key
+        example_seed = augment.example_seed(self.seed, epoch, index)
+        seed_globals(example_seed)  # why: a draw from a global RNG is then the same whichever worker runs the example
+        self.transform.set_random_seed(example_seed)
+        image = self.transform(image=read_image(self.paths[index], self.channels))["image"]
         image = image if image.ndim == 3 else image[:, :, None]
         return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.labels[index]), index
 
 
-class FileStream:
-    """The file-based counterpart of trainables.batches.TrainStream (same plan, same yields)."""
+class _Keys(Sampler):
+    """(epoch, index) keys in the order last set: the one sampler of a loader that lives all trial."""
 
-    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: tuple[int, int], pipeline: str,
-                 batch_size: int, seed: int, num_workers: int, device: torch.device) -> None:
-        self.paths, self.labels, self.channels, self.size, self.pipeline = paths, labels, channels, size, pipeline
-        self.batch_size, self.seed, self.num_workers, self.device = batch_size, seed, num_workers, device
+    def __init__(self, order: np.ndarray, epoch: int = 0) -> None:
+        self.set(epoch, order)
+
+    def set(self, epoch: int, order: np.ndarray) -> None:
+        self.epoch, self.order = epoch, order
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return ((self.epoch, int(i)) for i in self.order)
 
     def __len__(self) -> int:
-        return -(-len(self.labels) // self.batch_size)
+        return len(self.order)
+
+
+class FileStream:
+    """The file-based counterpart of trainables.batches.TrainStream (same plan, same yields).
+
+    Its DataLoaders (training, and one per held-out split) keep their workers for the whole trial:
+    starting workers every epoch cost more than an epoch of a small data set takes to train."""
+
+    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: tuple[int, int], pipeline: str,
+                 batch_size: int, seed: int, num_workers: int, device: torch.device, drop_last: bool = False) -> None:
+        self.labels, self.channels, self.size, self.seed = labels, channels, size, seed
+        self.batch_size, self.num_workers, self.device, self.drop_last = batch_size, num_workers, device, drop_last
+        self._keys = _Keys(np.arange(len(labels)))
+        self._train = self._loader(_Examples(paths, labels, channels, size, pipeline, seed), batch_size, self._keys, drop_last)
+        self._held: dict[int, tuple[tuple[str, ...], DataLoader]] = {}
+
+    def __len__(self) -> int:
+        return batch_count(len(self.labels), self.batch_size, self.drop_last)
+
+    def _loader(self, dataset: _Examples, batch_size: int, keys: _Keys, drop_last: bool = False) -> DataLoader:
+        return seeded_loader(dataset, seed=self.seed, epoch=0, num_workers=self.num_workers, device=self.device,
+                             batch_size=batch_size, sampler=keys, drop_last=drop_last, persistent_workers=self.num_workers > 0)
 
     def plan(self, epoch: int) -> EpochPlan:
         return epoch_plan(len(self.labels), self.seed, epoch, 0, False)
 
     def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        plan = plan or self.plan(epoch)
-        dataset = _Examples(self.paths, self.labels, self.channels, self.size, self.pipeline, self.seed, epoch)
-        yield from seeded_loader(dataset, seed=self.seed, epoch=epoch, num_workers=self.num_workers, device=self.device,
-                                 batch_size=self.batch_size, sampler=plan.order.tolist())
+        self._keys.set(epoch, (plan or self.plan(epoch)).order)
+        yield from on_device(self._train, self.device)
 
     def evaluation(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Fixed-order, un-augmented (resized only) batches of a held-out split."""
-        dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed, 0)
-        for x, y, _ in seeded_loader(dataset, seed=self.seed, epoch=0, num_workers=self.num_workers, device=self.device,
-                                     batch_size=batch_size, shuffle=False):
+        if id(paths) not in self._held:  # the tuple is kept beside its loader, so its id stays its own
+            dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed)
+            self._held[id(paths)] = (paths, self._loader(dataset, batch_size, _Keys(np.arange(len(labels)))))
+        for x, y, _ in on_device(self._held[id(paths)][1], self.device):
             yield x, y

@@ -21,11 +21,10 @@ from datasets import ImageSplits, get_dataset, reader_options
 from datasets.image_folder import FileSplits
 from trainables import determinism
 from trainables.artifacts import append_last_layer, save_predictions, write_last_layers
-from trainables.batches import TrainStream, eval_batches
+from trainables.batches import TrainStream, batch_count, eval_batches
 from trainables.config import TrialConfig
 from trainables.digests import StreamDigest, state_sha256
 from trainables.environment import EnergyMeter, describe
-from trainables.file_stream import FileStream
 from trainables.losses import Loss
 from trainables.metrics import scores
 from trainables.models import classifier_of, create_model
@@ -44,20 +43,52 @@ class Evaluation:
     probs: np.ndarray
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def autocast(cfg: TrialConfig, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast for forward and loss when the preset asks for it; identical in both modes."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
+def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor,
+               precision: contextlib.AbstractContextManager) -> torch.Tensor:
     """Forward, backward, step, zero_grad; returns the loss without forcing a device sync."""
-    loss = loss_fn(model(x), y)
+    with precision:
+        loss = loss_fn(model(x), y)
     loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach()
 
 
+def predict(model: torch.nn.Module, x: torch.Tensor, tta: int) -> torch.Tensor:
+    """Logits averaged over test-time views (TrialConfig.tta): the image and its mirror, then the
+    pair shifted one pixel up-left and down-right (edges reflected), weighted half, quarter, quarter."""
+    logits = model(x)
+    if tta == 0:
+        return logits
+    logits = (logits + model(x.flip(3))) / 2
+    if tta == 1:
+        return logits
+    h, w = x.shape[2:]
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
+    shifted = [padded[:, :, dy:dy + h, dx:dx + w] for dy, dx in ((0, 0), (2, 2))]
+    return logits / 2 + sum((model(s) + model(s.flip(3))) / 8 for s in shifted)
+
+
+def _full_batch_predict(model: torch.nn.Module, x: torch.Tensor, tta: int, size: int) -> torch.Tensor:
+    """predict() on a GPU with a short last batch padded to `size` rows: one batch shape, so that
+    cudnn.benchmark tunes the evaluation once (in eval mode no example sees another)."""
+    n = len(x)
+    if x.is_cuda and n < size:
+        x = torch.cat([x, x.new_zeros(size - n, *x.shape[1:])])
+    return predict(model, x, tta)[:n]
+
+
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], normalize: Callable,
-             cfg: TrialConfig, loss_fn: Loss) -> Evaluation:
+             cfg: TrialConfig, loss_fn: Loss, precision: contextlib.AbstractContextManager) -> Evaluation:
     model.eval()
-    outputs = [(model(normalize(x)), y) for x, y in batches]
+    with precision:
+        outputs = [(_full_batch_predict(model, normalize(x), cfg.tta, cfg.eval_batch_size).float(), y) for x, y in batches]
     logits, y = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs]).to(outputs[0][0].device)
     loss = float(loss_fn(logits, y))
     probs = loss_fn.probabilities(logits).cpu().numpy()
@@ -68,13 +99,17 @@ def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch
 def data_streams(cfg: TrialConfig, data: ImageSplits | FileSplits, device: torch.device):
     """The training stream and, per held-out split, a function giving its evaluation batches."""
     if isinstance(data, FileSplits):
+        from trainables.file_stream import FileStream  # why: it imports albumentations (0.5 s), which in-memory sets never need
+
         stream = FileStream(data.train.paths, data.train.labels, channels=data.in_chans, size=cfg.image_size,
-                            pipeline=cfg.augment, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers, device=device)
+                            pipeline=cfg.augment, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers, device=device,
+                            drop_last=cfg.drop_last)
         held = {name: functools.partial(stream.evaluation, s.paths, s.labels, cfg.eval_batch_size)
                 for name, s in (("val", data.val), ("test", data.test))}
         return stream, held
     stream = TrainStream(data.train.images, data.train.labels, batch_size=cfg.batch_size, seed=cfg.seed,
-                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, num_workers=cfg.num_workers, device=device)
+                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, alternate_flip=cfg.alternate_flip,
+                         drop_last=cfg.drop_last, num_workers=cfg.num_workers, device=device)
     home = device if cfg.num_workers == 0 else torch.device("cpu")
     held = {name: functools.partial(eval_batches, torch.from_numpy(s.images).to(home), torch.from_numpy(s.labels).to(home),
                                     cfg.eval_batch_size, device)
@@ -95,26 +130,55 @@ def default_device() -> torch.device:
     return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
+def normalizer(cfg: TrialConfig, device: torch.device) -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 images -> normalised float32, in the memory layout the model runs in."""
+    mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    return lambda x: ((x.float() / 255 - mean) / std).contiguous(memory_format=layout)
+
+
+def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) -> torch.nn.Module:
+    """The trial's model on the CPU, from the seeded RNG: the same initial weights on any device.
+    A model that initialises from the data (airbench_net's whitening layer) sees the first 1,000
+    training images, the same ones in every trial."""
+    model = create_model(cfg.model, outputs, data.in_chans, cfg.pretrained, cfg.weights)
+    if hasattr(model, "init_from_data"):
+        if isinstance(data, FileSplits):
+            raise ValueError(f"{cfg.model} initialises from in-memory images; {cfg.dataset} is read from files")
+        model.init_from_data(normalizer(cfg, torch.device("cpu"))(torch.from_numpy(data.train.images[:1000])))
+    return model
+
+
 def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optional[torch.device] = None,
-              restore: Optional[dict] = None) -> dict:
+              restore: Optional[dict] = None, loaded_at: Optional[float] = None) -> dict:
     """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a
-    state, to continue after it. Returns the last metrics."""
+    state, to continue after it; `loaded_at` is the time.time() at which the trial process began
+    loading this code, so that start-up is measured from there. Returns the last metrics."""
     started = time.perf_counter()
+    # why: where start-up goes; imports are timed from loaded_at, the rest from `started`
+    marks = {"imports": 0.0 if loaded_at is None else time.time() - loaded_at}
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
     device = device or default_device()
+    if device.type == "cuda":
+        torch.cuda.init()  # why: timed on its own; the driver's start-up can take seconds (startup_parts)
+    marks["cuda"] = time.perf_counter() - started
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
+    marks["data"] = time.perf_counter() - started
     if data.val is None and (cfg.select != "last" or cfg.scheduler == "plateau"):
         raise ValueError(f"{cfg.dataset} has no validation split, so select={cfg.select!r} / scheduler={cfg.scheduler!r} cannot work")
     if len(cfg.mean) != data.in_chans:
         raise ValueError(f"mean/std have {len(cfg.mean)} channels but {cfg.dataset} images have {data.in_chans}")
+    if cfg.alternate_flip and isinstance(data, FileSplits):
+        raise ValueError(f"alternate_flip applies to in-memory data sets; {cfg.dataset} augments through augment={cfg.augment!r}")
 
-    loss_fn = Loss(cfg.loss, data.train.labels, device)
-    # on the CPU, from the seeded RNG: the same initial weights on any device
-    model = create_model(cfg.model, loss_fn.outputs(len(data.classes)), data.in_chans, cfg.pretrained, cfg.weights)
+    loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
+    model = build_model(cfg, data, loss_fn.outputs(len(data.classes)))
     init_sha256 = state_sha256(model.state_dict())
-    model.to(device)
+    model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     optimizer = build_optimizer(cfg, model.parameters())
-    schedule = Schedule(cfg, optimizer)
+    schedule = Schedule(cfg, optimizer, steps_per_epoch=batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last))
+    marks["model"] = time.perf_counter() - started
     track, first_epoch = Tracking(), 1
     if restore is None:
         write_last_layers(directory, {})  # why: a trial started again from scratch must not keep a failed attempt's epochs
@@ -130,9 +194,8 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
         return {}
     stream, held = data_streams(cfg, data, device)
-    mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
-    std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
-    normalize = lambda x: (x.float() / 255 - mean) / std  # noqa: E731
+    normalize = normalizer(cfg, device)
+    precision = autocast(cfg, device)
 
     energy = EnergyMeter(device)
     data_digest = StreamDigest()
@@ -153,15 +216,22 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             for k, (x, y, idx) in enumerate(stream.epoch(epoch, plan)):
                 if epoch == 1 and k < cfg.digest_batches:
                     data_digest.update(idx, x, y)
-                loss_sum += train_step(model, optimizer, loss_fn, normalize(x), y) * len(y)
+                loss_sum += train_step(model, optimizer, loss_fn, normalize(x), y, precision) * len(y)
+                schedule.batch_step()
                 seen += len(y)
                 if track.first_step_s is None:
-                    track.first_step_s = time.perf_counter() - started
+                    if device.type == "cuda":
+                        torch.cuda.synchronize(device)  # why: once, so that start-up includes the first step's kernels
+                    marks["first_step"] = time.perf_counter() - started
+                    track.first_step_s = marks["imports"] + marks["first_step"]
+                    track.startup_parts = {"imports_s": marks["imports"], "cuda_s": marks["cuda"],
+                                           "data_s": marks["data"] - marks["cuda"], "model_s": marks["model"] - marks["data"],
+                                           "first_step_s": marks["first_step"] - marks["model"]}
             train_loss = float(loss_sum) / seen  # the epoch's one host-device sync
             train_time = time.perf_counter() - epoch_start
             if epoch == 1:
                 track.data_sha256 = data_digest.hexdigest()
-            evals = {name: evaluate(model, batches(), normalize, cfg, loss_fn) for name, batches in held.items()}
+            evals = {name: evaluate(model, batches(), normalize, cfg, loss_fn, precision) for name, batches in held.items()}
             lr = optimizer.param_groups[0]["lr"]
             schedule.step(evals["val"].loss if "val" in evals else None)
             track.last_layer.update(append_last_layer(directory, epoch, classifier_of(model)))
@@ -189,7 +259,7 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                     final_metric=track.chosen_scores[cfg.metric], final_epoch=track.chosen_epoch,
                     weights_sha256=state_sha256(model.state_dict()), init_sha256=init_sha256,
                     data_sha256=track.data_sha256, runtime_s=track.elapsed_s + time.perf_counter() - started,
-                    startup_s=track.first_step_s, gpu_energy_j=total_joules,
+                    startup_s=track.first_step_s, startup_parts=dict(track.startup_parts), gpu_energy_j=total_joules,
                     energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
                     nondeterministic_ops=list(track.ops), restarts=len(track.restart_epochs),
                     restart_epochs=list(track.restart_epochs), env=describe(device))

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 class Loss:
     """Cross-entropy over classes, or (bce) one logit with positives weighted by negatives / positives."""
 
-    def __init__(self, kind: str, train_labels: np.ndarray, device: torch.device) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, train_labels: np.ndarray, device: torch.device, label_smoothing: float = 0.0) -> None:
+        self.kind, self.label_smoothing = kind, label_smoothing
         positives = max(int((train_labels == 1).sum()), 1)
         self.pos_weight = torch.tensor(float((train_labels == 0).sum()) / positives, device=device)
 
@@ -20,7 +20,7 @@ class Loss:
     def __call__(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         if self.kind == "bce":
             return F.binary_cross_entropy_with_logits(logits[:, 0], y.float(), pos_weight=self.pos_weight)
-        return F.cross_entropy(logits, y)
+        return F.cross_entropy(logits, y, label_smoothing=self.label_smoothing)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         if self.kind == "bce":

@@ -5,6 +5,7 @@ from typing import Callable
 
 from torch import nn
 
+from trainables.airbench_net import AirbenchNet, AirbenchSpec
 from trainables.preact_resnet import PreActResNet, PreActResNetSpec
 from trainables.small_cnn import SmallCNN
 
@@ -12,6 +13,7 @@ from trainables.small_cnn import SmallCNN
 PROJECT_MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     "preactresnet18": lambda num_classes, in_chans: PreActResNet(PreActResNetSpec((2, 2, 2, 2), num_classes=num_classes, in_chans=in_chans)),
     "preactresnet34": lambda num_classes, in_chans: PreActResNet(PreActResNetSpec((3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans)),
+    "airbench_net": lambda num_classes, in_chans: AirbenchNet(AirbenchSpec(), num_classes=num_classes, in_chans=in_chans),
     "small_cnn": lambda num_classes, in_chans: SmallCNN(num_classes, in_chans),
 }
 

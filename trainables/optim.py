@@ -10,21 +10,32 @@ from trainables.config import TrialConfig
 
 def build_optimizer(cfg: TrialConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
     return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
 
 
 class Schedule:
-    """One `step(val_loss)` per epoch whatever the scheduler, so the loop need not know which."""
+    """`batch_step()` after every optimizer step and `step(val_loss)` after every epoch, whatever
+    the scheduler, so the loop need not know which one steps when."""
 
-    def __init__(self, cfg: TrialConfig, optimizer: torch.optim.Optimizer) -> None:
+    def __init__(self, cfg: TrialConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> None:
         self.kind = cfg.scheduler
         self.inner: Optional[object] = None
-        if cfg.scheduler == "cosine":
+        if cfg.scheduler == "onecycle":
+            # why: a short run learns most from a brief linear warm-up and a long linear decay to ~0;
+            # one step more than the optimizer takes, since it is stepped after the last one too
+            self.inner = torch.optim.lr_scheduler.OneCycleLR(
+                optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 1, pct_start=cfg.warmup_frac,
+                anneal_strategy="linear", cycle_momentum=False, div_factor=5.0, final_div_factor=1e3)
+        elif cfg.scheduler == "cosine":
             self.inner = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
         elif cfg.scheduler == "plateau":
             self.inner = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor, min_lr=cfg.min_lr)
+
+    def batch_step(self) -> None:
+        if self.kind == "onecycle":
+            self.inner.step()  # type: ignore[union-attr]
 
     def step(self, val_loss: Optional[float]) -> None:
         if self.kind == "cosine":

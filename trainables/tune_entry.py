@@ -4,15 +4,19 @@ Keep every Ray call here: its reporting API has changed five times across releas
 """
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-from typing import Optional
+import time
 
-import torch
-from ray import tune
+LOADED_AT = time.time()  # why: start-up is measured from here, before torch and Ray are imported
 
-from trainables.config import TrialConfig
-from trainables.loop import run_trial
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Optional  # noqa: E402
+
+import torch  # noqa: E402
+from ray import tune  # noqa: E402
+
+from trainables.config import TrialConfig  # noqa: E402
+from trainables.loop import run_trial  # noqa: E402
 
 STATE_FILE = "state.pt"
 
@@ -38,4 +42,4 @@ def train(config: dict) -> None:
     cfg = TrialConfig.from_dict(config)
     directory = Path(tune.get_context().get_trial_dir())
     directory.mkdir(parents=True, exist_ok=True)
-    run_trial(cfg, report, directory, restore=load_state(tune.get_checkpoint()))
+    run_trial(cfg, report, directory, restore=load_state(tune.get_checkpoint()), loaded_at=LOADED_AT)
