@@ -5,12 +5,17 @@ the six works as long as both classes are there.
 """
 from __future__ import annotations
 
+import shutil
+import zipfile
 from pathlib import Path
 
+from datasets.download import check_zip, fetch
 from datasets.image_folder import FileSplits, load_or_make
 from datasets.registry import DataError
 
-URL = "https://digitalcommons.usu.edu/all_datasets/48/"
+URL = "https://digitalcommons.usu.edu/all_datasets/48/"  # the data set's page
+ARCHIVE_URL = "https://digitalcommons.usu.edu/context/all_datasets/article/1047/type/native/viewcontent"
+ARCHIVE = "DATA_Maguire_20180517_ALL.zip"  # about 500 MB: a ReadMe and SDNET2018.zip, which holds the images
 LAYOUT = {"D": ("CD", "UD"), "P": ("CP", "UP"), "W": ("CW", "UW")}  # bridge decks, pavements, walls
 SPLIT = {"test": 0.1, "val": 0.2, "seed": 0}  # the reference study's 90/10 then 80/20, seeded
 
@@ -29,7 +34,45 @@ def class_dirs(data_dir: Path) -> dict[str, list[str]]:
 
 
 def prepare(data_dir: Path) -> None:
+    """Download and unpack the official archive into an empty (or missing) data directory, then
+    read the layout and split it once."""
+    if _is_empty(data_dir):
+        download(data_dir)
     load(data_dir)
+
+
+def _is_empty(data_dir: Path) -> bool:
+    """Nothing there yet but, perhaps, this module's own download in progress."""
+    return not data_dir.is_dir() or all(p.name in (ARCHIVE, ARCHIVE + ".part") for p in data_dir.iterdir())
+
+
+def download(data_dir: Path) -> None:
+    """Fetch (resuming a partial download), check every CRC, and unpack the images so that D/, P/
+    and W/ sit in `data_dir`. The archive is kept beside them."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    archive = data_dir / ARCHIVE
+    if not archive.exists():
+        try:
+            fetch(ARCHIVE_URL, archive)
+        except DataError as exc:
+            raise DataError(f"sdnet: {data_dir} is empty and {exc}; or download SDNET2018 from {URL} and unpack it "
+                            "there as D/CD, D/UD, P/CP, P/UP, W/CW, W/UW") from None
+    check_zip(archive)
+    staging = data_dir / ".unpacking"
+    shutil.rmtree(staging, ignore_errors=True)
+    with zipfile.ZipFile(archive) as outer:
+        outer.extractall(staging)
+    for inner in sorted(staging.rglob("*.zip")):  # the images come zipped inside the archive
+        check_zip(inner)
+        with zipfile.ZipFile(inner) as images:
+            images.extractall(inner.parent)
+        inner.unlink()
+    roots = [d.parent for d in staging.rglob("D") if d.is_dir() and (d.parent / "P").is_dir() and (d.parent / "W").is_dir()]
+    if not roots:
+        raise DataError(f"sdnet: {archive} holds no D/, P/ and W/ folders; is it SDNET2018? Delete it to download again")
+    for group in LAYOUT:
+        shutil.move(str(roots[0] / group), str(data_dir / group))
+    shutil.rmtree(staging)
 
 
 def load(data_dir: Path) -> FileSplits:

@@ -40,3 +40,15 @@ def test_stream_is_the_same_with_and_without_workers():
     assert len(inline) == len(workers) == 5  # 37 examples in batches of 8, the last one partial
     for (x0, y0, i0), (x1, y1, i1) in zip(inline, workers):
         assert torch.equal(x0, x1) and torch.equal(y0, y1) and torch.equal(i0.cpu(), i1)
+
+
+def test_drop_last_yields_only_full_batches_with_and_without_workers():
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, size=(37, 1, 5, 5), dtype=np.uint8)
+    kw = dict(batch_size=8, seed=5, crop_padding=1, hflip=True, alternate_flip=True, drop_last=True, device=torch.device("cpu"))
+    for workers in (0, 2):
+        stream = TrainStream(images, np.arange(37, dtype=np.int64), num_workers=workers, **kw)
+        batches = list(stream.epoch(2))
+        assert len(stream) == len(batches) == 4 and {len(y) for _, y, _ in batches} == {8}
+        skipped = set(range(37)) - set(torch.cat([i for _, _, i in batches]).tolist())
+        assert skipped == set(stream.plan(2).order[32:].tolist())  # the plan's last five, not fixed examples

@@ -62,12 +62,14 @@ def test_sdnet_layout_cracked_is_the_positive_class_and_any_subset_works(tmp_pat
 
 
 @pytest.mark.parametrize("case,match", [
-    ("missing", "has none of D/CD"), ("one_class", "has only cracked folders"), ("corrupt", "0003.jpg: cannot be decoded"),
+    ("wrong_layout", "has none of D/CD"), ("one_class", "has only cracked folders"), ("corrupt", "0003.jpg: cannot be decoded"),
     ("empty_class", "no images for class 'uncracked'"),
 ])
 def test_sdnet_bad_input_is_named(tmp_path, case, match):
     root = tmp_path / "sdnet"
-    if case == "one_class":
+    if case == "wrong_layout":
+        write_images(root / "images", 2, seed=0)
+    elif case == "one_class":
         sdnet_tree(root, folders=("D/CD", "P/CP"))
     elif case == "corrupt":
         sdnet_tree(root, folders=("D/CD", "D/UD"))
