@@ -44,9 +44,13 @@ def fetch(url: str, dest: Path, *, timeout: float = 20.0) -> Path:
         raise DataError(f"{url}: HTTP {exc.code} {exc.reason}") from None
     except (URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
-        raise DataError(f"{url}: download failed ({reason}); {part} keeps {_size(part)} for the next attempt") from None
+        have = part.stat().st_size if part.exists() else 0
+        if not have:
+            part.unlink(missing_ok=True)
+        kept = f"; {part} keeps {have:,} bytes for the next attempt" if have else ""
+        raise DataError(f"{url}: download failed ({reason}){kept}") from None
     if total is not None and part.stat().st_size != total:
-        raise DataError(f"{url}: the transfer ended at {_size(part)} of {total} bytes; run again to resume it")
+        raise DataError(f"{url}: the transfer ended at {part.stat().st_size:,} of {total:,} bytes; run again to resume it")
     part.replace(dest)
     return dest
 
@@ -62,6 +66,3 @@ def check_zip(path: Path) -> None:
     if bad is not None:
         raise DataError(f"{path}: member {bad} fails its CRC check; delete the archive and download again")
 
-
-def _size(path: Path) -> str:
-    return f"{path.stat().st_size:,} bytes" if path.exists() else "nothing"

@@ -49,12 +49,15 @@ def _is_empty(data_dir: Path) -> bool:
 def download(data_dir: Path) -> None:
     """Fetch (resuming a partial download), check every CRC, and unpack the images so that D/, P/
     and W/ sit in `data_dir`. The archive is kept beside them."""
+    created = not data_dir.exists()
     data_dir.mkdir(parents=True, exist_ok=True)
     archive = data_dir / ARCHIVE
     if not archive.exists():
         try:
             fetch(ARCHIVE_URL, archive)
         except DataError as exc:
+            if created and not any(data_dir.iterdir()):
+                data_dir.rmdir()  # why: a failed first attempt leaves nothing behind
             raise DataError(f"sdnet: {data_dir} is empty and {exc}; or download SDNET2018 from {URL} and unpack it "
                             "there as D/CD, D/UD, P/CP, P/UP, W/CW, W/UW") from None
     check_zip(archive)
