@@ -49,7 +49,7 @@ def test_fast_preset_keeps_the_contract_on_cpu(fast_runs):
     assert len({(f["init_sha256"], f["data_sha256"]) for f in finals.values()}) == 1
     assert all(0 <= f["final_metric"] <= 1 and f["epoch"] == 3 for f in finals.values())
     parts = finals[("deterministic", 0)]["startup_parts"]
-    assert set(parts) == {"imports_s", "cuda_s", "data_s", "model_s", "first_step_s"} and all(v >= 0 for v in parts.values())
+    assert set(parts) == {"imports_s", "setup_s", "data_s", "model_s", "first_step_s"} and all(v >= 0 for v in parts.values())
 
 
 def test_onecycle_rises_then_falls_per_step(fast_runs):

@@ -25,7 +25,7 @@ class Tracking:
     chosen_probs: Optional[torch.Tensor] = None
     best_key: float = float("inf")  # lower is better
     first_step_s: Optional[float] = None  # seconds from the first start to the first training step
-    startup_parts: dict = field(default_factory=dict)  # where those seconds went: imports_s, cuda_s, data_s, model_s, first_step_s
+    startup_parts: dict = field(default_factory=dict)  # where those seconds went: imports_s, setup_s (determinism flags, CUDA), data_s, model_s, first_step_s
     elapsed_s: float = 0.0  # runtime of earlier attempts
     gpu_joules: Optional[float] = None  # GPU energy of earlier attempts
     ops: list = field(default_factory=list)  # ops without a deterministic kernel (--det-warn-only)
