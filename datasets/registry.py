@@ -41,6 +41,7 @@ def _modules() -> dict[str, ModuleType]:
 
 
 DATASETS = ("digits", "cifar10", "sdnet", "cbis", "folder")
+STREAMED = ("sdnet", "cbis", "folder")  # read from image files through workers (FileSplits), not held in memory
 
 
 def reader_options(name: str, config: Mapping[str, object]) -> dict:

@@ -211,11 +211,25 @@ def parse(argv: Sequence[str]) -> Study:
         trials = build_trials(spec)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--set: {exc}") from None
+    _check_streamed(preset["trial"]["dataset"], trials[0])
     return Study(preset=dataset, dataset=preset["trial"]["dataset"], data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
                  cpus_per_trial=cpus, max_concurrent=args.max_concurrent,
                  storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
                  address=args.address, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
                  dashboard=args.dashboard, dry_run=args.dry_run, preset_gpus_per_trial=study["gpus_per_trial"])
+
+
+def _check_streamed(dataset: str, trial: dict) -> None:
+    """What only in-memory data sets support, refused here rather than in every trial."""
+    from datasets.registry import STREAMED
+
+    if dataset not in STREAMED:
+        return
+    if trial["model"] == "airbench_net":
+        raise UsageError(f"--model: airbench_net initialises from in-memory images (digits, cifar10); {dataset} is streamed from files")
+    if trial["alternate_flip"]:
+        raise UsageError(f"--set: alternate_flip applies to in-memory data sets (digits, cifar10); {dataset} augments "
+                         "through albumentations (--set augment=...)")
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -18,6 +18,8 @@ CASES = [
     (["--gpus-per-trial", "64"], "--gpus-per-trial"),
     (["--cpus-per-trial", "4096"], "--cpus-per-trial"),
     (["--dataset", "cifar10", "--data-dir", "{empty}"], "cifar10:"),
+    (["--dataset", "sdnet", "--model", "airbench_net"], "--model: airbench_net"),
+    (["--dataset", "sdnet", "--set", "alternate_flip=true"], "--set: alternate_flip"),
 ]
 
 
