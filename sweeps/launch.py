@@ -120,9 +120,11 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
     from sweeps.progress import StudyProgress
+    from sweeps.pruning import CheckpointPruner, state_period_s
     from trainables.tune_entry import train
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # why: the new engine prints its tables whatever `verbose` says
+    grace_s = 3 * state_period_s()  # sets the state period for Tune too, before it reads it
     trainable = tune.with_resources(train, {"cpu": study.cpus_per_trial, "gpu": gpus_per_trial})
     progress = StudyProgress(len(trials), int(trials[0]["epochs"]), trials[0]["metric"])
     if resume and tune.Tuner.can_restore(str(experiment)):
@@ -141,10 +143,11 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
                 trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}"),
             run_config=tune.RunConfig(
                 name=experiment.name, storage_path=str(experiment.parent), verbose=0,
-                callbacks=[progress],
+                # why: old checkpoints are deleted by CheckpointPruner, not by Tune (see sweeps/pruning.py)
+                callbacks=[progress, CheckpointPruner(study.keep_checkpoints, grace_s)],
                 # why: last-layer weights and predictions must reach the storage from any node
                 sync_config=tune.SyncConfig(sync_artifacts=True),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=study.keep_checkpoints),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
                 failure_config=tune.FailureConfig(max_failures=study.max_failures)),
         )
     tuner.fit()

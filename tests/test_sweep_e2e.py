@@ -54,6 +54,7 @@ def test_every_trial_leaves_the_contract_files(study):
         assert list(directory.glob("events.out.tfevents.*")), "TensorBoard event file"
         assert sorted(np.load(directory / "last_layer.npz").files) == ["e0001_bias", "e0001_weight", "e0002_bias", "e0002_weight"]
         assert np.load(directory / "predictions.npz")["probs"].shape[1] == 10
+        assert [c.name for c in directory.glob("checkpoint_*")] == ["checkpoint_000001"]  # --keep-checkpoints 1: the last
 
 
 def test_digests_hold_the_determinism_contract_on_cpu(study):

@@ -1,0 +1,71 @@
+"""Old checkpoints deleted only once no saved experiment state can name them any more.
+
+Tune deletes a trial's superseded checkpoints (CheckpointConfig.num_to_keep) the moment a new one
+is registered, but writes which checkpoint each trial reached into its experiment state only every
+TUNE_GLOBAL_CHECKPOINT_S. A driver killed in between leaves a state that names a deleted
+checkpoint, and that trial fails on every resume ("does not exist on storage anymore"). So Tune
+keeps everything and this callback deletes a checkpoint only after a newer one has been registered
+for longer than a few state saves (`grace_s`), always keeping the newest `keep`.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from ray import tune
+
+STATE_PERIOD_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
+STATE_PERIOD_S = "5"  # seconds between experiment-state saves, unless the environment says otherwise
+
+
+def state_period_s() -> float:
+    """The experiment-state save period, fixed for the run (Tune's 'auto' may stretch it)."""
+    value = os.environ.setdefault(STATE_PERIOD_ENV, STATE_PERIOD_S)
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{STATE_PERIOD_ENV}={value!r} is not a number of seconds") from None
+
+
+class CheckpointPruner(tune.Callback):
+    def __init__(self, keep: int, grace_s: float) -> None:
+        self.keep, self.grace_s = keep, grace_s
+        self.registered: dict[str, list[tuple[float, tune.Checkpoint]]] = {}  # trial id -> (time, checkpoint), oldest first
+
+    def __getstate__(self) -> dict:
+        # why: Tune pickles callbacks into tuner.pkl; a resumed run starts its bookkeeping afresh
+        return {"keep": self.keep, "grace_s": self.grace_s}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["keep"], state["grace_s"])
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:  # noqa: ANN001
+        self.registered.setdefault(trial.trial_id, []).append((time.monotonic(), checkpoint))
+        self.prune(time.monotonic())
+
+    def on_step_end(self, iteration, trials, **info) -> None:  # noqa: ANN001
+        self.prune(time.monotonic())
+
+    def on_experiment_end(self, trials, **info) -> None:  # noqa: ANN001
+        """A finished trial is never resumed from a checkpoint: down to `keep` at once."""
+        finished = {t.trial_id for t in trials if t.status == "TERMINATED"}
+        self.prune(time.monotonic(), settle=finished)
+
+    def prune(self, now: float, settle: frozenset | set = frozenset()) -> None:
+        """Delete what no saved state can name; trials in `settle` count as past their grace."""
+        for trial_id, entries in self.registered.items():
+            settled = [i for i, (at, _) in enumerate(entries) if now - at >= self.grace_s or trial_id in settle]
+            if not settled:
+                continue
+            # every state saved since checkpoint `settled[-1]` was registered names it or a newer one
+            cutoff = min(settled[-1], len(entries) - self.keep)
+            for _, checkpoint in entries[:max(cutoff, 0)]:
+                _delete(checkpoint)
+            del entries[:max(cutoff, 0)]
+
+
+def _delete(checkpoint: tune.Checkpoint) -> None:
+    try:
+        checkpoint.filesystem.delete_dir(checkpoint.path)
+    except OSError:
+        pass  # already gone: nothing to free
