@@ -50,7 +50,7 @@ def reference(tmp_path_factory) -> dict[str, dict]:
 
 def test_a_driver_killed_mid_run_continues_where_it_stopped(tmp_path, reference):
     experiment = tmp_path / "killed"
-    # why: Tune records which checkpoint a trial reached in its experiment state at most every 10 s
+    # why: Tune records which checkpoint a trial reached in its experiment state every 5 s (sweeps.pruning)
     # by default; after a kill -9 a trial continues from the last one recorded there. Recording
     # every 0.2 s here makes "killed part-way through, continued from a checkpoint" certain.
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0.2"}
