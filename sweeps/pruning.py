@@ -47,9 +47,30 @@ class CheckpointPruner(tune.Callback):
         self.prune(time.monotonic())
 
     def on_experiment_end(self, trials, **info) -> None:  # noqa: ANN001
-        """A finished trial is never resumed from a checkpoint: down to `keep` at once."""
-        finished = {t.trial_id for t in trials if t.status == "TERMINATED"}
-        self.prune(time.monotonic(), settle=finished)
+        """A finished trial is never resumed from a checkpoint: down to `keep` at once, counting
+        on storage also those an earlier, killed run registered (this run has no record of them)."""
+        # why: a trial stopped by Ctrl-C is TERMINATED too; only a finished one reported its final digest
+        finished = [t for t in trials if t.status == "TERMINATED" and "weights_sha256" in (t.last_result or {})]
+        self.prune(time.monotonic(), settle={t.trial_id for t in finished})
+        for trial in finished:
+            self.keep_newest_on_storage(trial)
+
+    def keep_newest_on_storage(self, trial) -> None:  # noqa: ANN001
+        from pyarrow import fs
+
+        storage = trial.storage
+        if storage is None:
+            return
+        try:
+            found = storage.storage_filesystem.get_file_info(fs.FileSelector(storage.trial_fs_path))
+        except OSError:
+            return
+        names = sorted(f.base_name for f in found if f.type == fs.FileType.Directory and f.base_name.startswith("checkpoint_"))
+        for name in names[:max(len(names) - self.keep, 0)]:  # zero-padded: sorted by index
+            try:
+                storage.storage_filesystem.delete_dir(f"{storage.trial_fs_path}/{name}")
+            except OSError:
+                pass
 
     def prune(self, now: float, settle: frozenset | set = frozenset()) -> None:
         """Delete what no saved state can name; trials in `settle` count as past their grace."""

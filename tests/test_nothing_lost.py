@@ -73,6 +73,8 @@ def test_a_driver_killed_mid_run_continues_where_it_stopped(tmp_path, reference)
         assert final["epochs_logged"] == list(range(1, EPOCHS + 1))
         assert final["weights_sha256"] == reference[label]["weights_sha256"], label
     assert any(f["restarts"] >= 1 for f in resumed.values())  # the trial caught mid-run continued from a checkpoint
+    for directory in experiment.glob("sgd_*"):  # what the killed run left is pruned too, to --keep-checkpoints 1
+        assert len(list(directory.glob("checkpoint_*"))) == 1, directory.name
 
 
 def test_a_failing_trial_is_retried_from_its_checkpoint_and_ends_as_if_it_never_failed(tmp_path, reference):
