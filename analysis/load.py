@@ -1,9 +1,9 @@
 """An experiment directory (Ray Tune's layout) -> two DataFrames, reading the files directly.
 
 trials: one row per trial: every params.json key, status, final and best metric, runtime, digests,
-energy, where start-up went (startup_*_s) and environment (env_*). epochs: one row per trial and epoch. Works on a directory copied
-from another machine, with no Ray running; survives errored trials, trials still running and a
-truncated last line, and says what it skipped.
+energy, where start-up went (startup_*_s) and environment (env_*). epochs: one row per trial and
+epoch. Works on a directory copied from another machine, with no Ray running; survives errored
+trials, trials still running and a truncated last line, and says what it skipped.
 """
 from __future__ import annotations
 
@@ -171,10 +171,8 @@ def load_experiment(path: str | Path) -> Experiment:
         for key in FINAL_KEYS:
             value = last.get(key)
             row[key] = json.dumps(value) if isinstance(value, list) else value
-        for key, value in (last.get("env") or {}).items():
-            row[f"env_{key}"] = value
-        for key, value in (last.get("startup_parts") or {}).items():  # startup_imports_s, startup_data_s, ...
-            row[f"startup_{key}"] = value
+        for nested, prefix in (("env", "env_"), ("startup_parts", "startup_")):  # env_gpu, startup_imports_s, ...
+            row.update({prefix + key: value for key, value in (last.get(nested) or {}).items()})
         trial_rows.append(row)
 
     trials = pd.DataFrame(trial_rows)

@@ -22,6 +22,11 @@ def finished(trials: pd.DataFrame) -> pd.DataFrame:
     return done
 
 
+def _mean(scores: np.ndarray) -> float:
+    """The mean, NaN for no scores (a configuration missing one mode)."""
+    return float(scores.mean()) if len(scores) else np.nan
+
+
 def _configs(done: pd.DataFrame):
     """(optimizer, seed, deterministic scores, non-deterministic scores) per configuration."""
     for (optimizer, seed), group in done.groupby(CONFIG, sort=True):
@@ -38,8 +43,7 @@ def table2_configurations(done: pd.DataFrame) -> pd.DataFrame:
     difference (det - mean) / mean in %, and the largest |run - det| / det in %."""
     rows = []
     for optimizer, seed, det, nondet in _configs(done):
-        d = det.mean() if len(det) else np.nan
-        m = nondet.mean() if len(nondet) else np.nan
+        d, m = _mean(det), _mean(nondet)
         rows.append({"optimizer": optimizer, "seed": seed, "det_pct": d, "nondet_mean_pct": m,
                      "diff_pct": (d - m) / m * 100, "max_dev_pct": (np.abs(nondet - d).max() / d * 100) if len(nondet) else np.nan,
                      "n_det": len(det), "n_nondet": len(nondet)})
@@ -50,7 +54,7 @@ def table3_seed_optimizer(done: pd.DataFrame) -> pd.DataFrame:
     """Table III: per seed and optimizer, det, non-det mean, difference %, std and range (points)."""
     rows = []
     for optimizer, seed, det, nondet in _configs(done):
-        d, m = (det.mean() if len(det) else np.nan), (nondet.mean() if len(nondet) else np.nan)
+        d, m = _mean(det), _mean(nondet)
         rows.append({"seed": seed, "optimizer": optimizer, "det_pct": d, "nondet_mean_pct": m, "diff_pct": (d - m) / m * 100,
                      "std_pts": nondet.std(ddof=1) if len(nondet) > 1 else np.nan,
                      "range_pts": nondet.max() - nondet.min() if len(nondet) else np.nan})
@@ -81,14 +85,14 @@ def ttests(done: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     deterministic score (the paper's Table V test), with Holm's correction across configurations."""
     rows = []
     for optimizer, seed, det, nondet in _configs(done):
-        d = det.mean() if len(det) else np.nan
+        d = _mean(det)
         if len(nondet) >= 2 and not np.isnan(d):
             res = stats.ttest_1samp(nondet, popmean=d)
             t, p = float(res.statistic), float(res.pvalue)
         else:
             t = p = np.nan
-        rows.append({"optimizer": optimizer, "seed": seed, "det_pct": d, "nondet_mean_pct": nondet.mean() if len(nondet) else np.nan,
-                     "dev_pct": abs(nondet.mean() - d) / d * 100 if len(nondet) else np.nan, "t": t, "p": p})
+        rows.append({"optimizer": optimizer, "seed": seed, "det_pct": d, "nondet_mean_pct": _mean(nondet),
+                     "dev_pct": abs(_mean(nondet) - d) / d * 100, "t": t, "p": p})
     table = pd.DataFrame(rows).set_index(CONFIG)
     table["significant"] = table["p"] < alpha
     table["p_holm"] = holm(table["p"])
@@ -149,7 +153,7 @@ def bootstrap_intervals(done: pd.DataFrame, confidence: float = 0.95, resamples:
     rows = []
     rng = np.random.default_rng(seed)
     for optimizer, seed_, _, nondet in _configs(done):
-        row = {"optimizer": optimizer, "seed": seed_, "n": len(nondet), "mean_pct": nondet.mean() if len(nondet) else np.nan,
+        row = {"optimizer": optimizer, "seed": seed_, "n": len(nondet), "mean_pct": _mean(nondet),
                "std_pts": nondet.std(ddof=1) if len(nondet) > 1 else np.nan}
         if len(nondet) >= 3:
             for name, fn in (("mean", np.mean), ("std", lambda x, axis: np.std(x, ddof=1, axis=axis))):

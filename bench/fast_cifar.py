@@ -12,7 +12,6 @@ Record the printed lines in bench/RESULTS.md with the card.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -34,6 +33,7 @@ def main() -> None:
     args = parser.parse_args()
     import torch
 
+    from sweeps.cli import parse_value
     from sweeps.grid import GridSpec, build_trials
     from sweeps.presets import PRESETS
     from trainables.config import TrialConfig
@@ -43,7 +43,7 @@ def main() -> None:
     overrides = {"data_dir": str(Path(args.data_dir).resolve()), "gpu_share": 1.0}
     for item in args.set:
         key, _, text = item.partition("=")
-        overrides[key] = json.loads(text) if text[:1] in "-0123456789[tf" else text
+        overrides[key] = parse_value(text)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     spec = GridSpec(seeds, (args.optimizer,), 1, 1, preset["trial"], preset["optimizers"], overrides)
     device = torch.device(args.device)

@@ -52,11 +52,12 @@ def main() -> None:
             sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         trials = load_experiment(Path(args.storage) / name).trials
         busy = float(trials["runtime_s"].sum())
+        gpu_seconds = wall * (gpus if float(share) else 1)
         with_imports = busy + float(trials.get("startup_imports_s", 0).sum())
-        rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / (wall * (gpus if float(share) else 1))))
+        rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / gpu_seconds))
         print(f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
               f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
-              f"{with_imports / (wall * (gpus if float(share) else 1)):.2f}", flush=True)
+              f"{with_imports / gpu_seconds:.2f}", flush=True)
     base = rows[0][3]
     for share, n, wall, per_hour, efficiency in rows:
         print(f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datasets.image_folder import FileSplit, FileSplits
+from datasets.image_folder import FileSplit, FileSplits, write_json_atomically
 from datasets.registry import DataError
 
 URL = "https://www.cancerimagingarchive.net/collection/cbis-ddsm/"
@@ -138,7 +138,5 @@ def load(data_dir: Path, drop_benign_without_callback: bool = False) -> FileSpli
         if table["label"].nunique() < 2:
             raise DataError(f"cbis: {data_dir}: the CSVs list only {'malignant' if table['label'].iloc[0] else 'benign'} images")
         pngs = convert(table, data_dir)
-        tmp = manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"table": table.to_dict("list"), "pngs": pngs}))
-        tmp.replace(manifest)
+        write_json_atomically(manifest, {"table": table.to_dict("list"), "pngs": pngs})
     return make_splits(table, pngs, ("benign", "malignant"))

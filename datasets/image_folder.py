@@ -81,6 +81,13 @@ def split(paths: list[str], labels: np.ndarray, test: float, val: float, seed: i
     return {"train": sorted(train_idx.tolist()), "val": sorted(val_idx.tolist()), "test": sorted(test_idx.tolist())}
 
 
+def write_json_atomically(path: Path, data: object) -> None:
+    """Write to a temporary file, then rename: a crash never leaves half a manifest that later runs would trust."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.replace(path)
+
+
 def load_or_make(root: Path, class_dirs: dict[str, list[str]], test: float, val: float, seed: int) -> FileSplits:
     """The manifest's split if it exists for these settings, else a new one (files verified first)."""
     key = hashlib.sha256(json.dumps([class_dirs, test, val, seed]).encode()).hexdigest()[:10]
@@ -93,9 +100,7 @@ def load_or_make(root: Path, class_dirs: dict[str, list[str]], test: float, val:
         parts = split(paths, labels, test, val, seed)
         data = {"classes": list(class_dirs), "settings": {"test": test, "val": val, "seed": seed},
                 **{name: {"paths": [paths[i] for i in idx], "labels": labels[idx].tolist()} for name, idx in parts.items()}}
-        tmp = manifest.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(manifest)  # why: a crash never leaves half a manifest that later runs would trust
+        write_json_atomically(manifest, data)
     missing = [p for name in ("train", "val", "test") for p in data[name]["paths"][:1] if not Path(p).is_file()]
     if missing:
         raise DataError(f"{manifest}: lists {missing[0]}, which is gone; delete the manifest to split again")

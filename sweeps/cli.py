@@ -122,7 +122,7 @@ def _ints(flag: str, text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
-def _value(text: str) -> object:
+def parse_value(text: str) -> object:
     """--set value: JSON-like literals (numbers, true/false, lists), else the string itself."""
     import json
 
@@ -205,7 +205,7 @@ def parse(argv: Sequence[str]) -> Study:
             raise UsageError(f"--set: {item!r} is not KEY=VALUE")
         if key in ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share"):
             raise UsageError(f"--set: {key} is set by its own flag or by the grid, not by --set")
-        overrides[key] = _value(text)
+        overrides[key] = parse_value(text)
     spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides)
     try:
         trials = build_trials(spec)

@@ -40,8 +40,7 @@ class CheckpointPruner(tune.Callback):
         self.__init__(state["keep"], state["grace_s"])
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:  # noqa: ANN001
-        self.registered.setdefault(trial.trial_id, []).append((time.monotonic(), checkpoint))
-        self.prune(time.monotonic())
+        self.registered.setdefault(trial.trial_id, []).append((time.monotonic(), checkpoint))  # pruned at the step's end
 
     def on_step_end(self, iteration, trials, **info) -> None:  # noqa: ANN001
         self.prune(time.monotonic())
@@ -67,10 +66,7 @@ class CheckpointPruner(tune.Callback):
             return
         names = sorted(f.base_name for f in found if f.type == fs.FileType.Directory and f.base_name.startswith("checkpoint_"))
         for name in names[:max(len(names) - self.keep, 0)]:  # zero-padded: sorted by index
-            try:
-                storage.storage_filesystem.delete_dir(f"{storage.trial_fs_path}/{name}")
-            except OSError:
-                pass
+            _delete(storage.storage_filesystem, f"{storage.trial_fs_path}/{name}")
 
     def prune(self, now: float, settle: frozenset | set = frozenset()) -> None:
         """Delete what no saved state can name; trials in `settle` count as past their grace."""
@@ -81,12 +77,12 @@ class CheckpointPruner(tune.Callback):
             # every state saved since checkpoint `settled[-1]` was registered names it or a newer one
             cutoff = min(settled[-1], len(entries) - self.keep)
             for _, checkpoint in entries[:max(cutoff, 0)]:
-                _delete(checkpoint)
+                _delete(checkpoint.filesystem, checkpoint.path)
             del entries[:max(cutoff, 0)]
 
 
-def _delete(checkpoint: tune.Checkpoint) -> None:
+def _delete(filesystem, path: str) -> None:  # noqa: ANN001 (a pyarrow FileSystem)
     try:
-        checkpoint.filesystem.delete_dir(checkpoint.path)
+        filesystem.delete_dir(path)
     except OSError:
         pass  # already gone: nothing to free
