@@ -121,6 +121,7 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
 
     from sweeps.progress import StudyProgress
     from sweeps.pruning import CheckpointPruner, state_period_s
+    from trainables import forked
     from trainables.tune_entry import train
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # why: the new engine prints its tables whatever `verbose` says
@@ -138,7 +139,9 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
                 # why: the grid is an explicit list (repeats differ between modes), so each trial is
                 # a preset point; num_samples = one sample per point
                 search_alg=BasicVariantGenerator(points_to_evaluate=preset_points(trials), max_concurrent=study.max_concurrent),
-                num_samples=len(trials), reuse_actors=False,  # why: a fresh process per trial
+                # why: a slot's process is kept and forks a fresh process for each trial
+                # (trainables/forked.py); where it cannot fork, each trial gets a new actor
+                num_samples=len(trials), reuse_actors=forked.available(),
                 trial_name_creator=lambda t: trial_label(t.config),
                 trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}"),
             run_config=tune.RunConfig(

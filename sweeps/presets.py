@@ -32,6 +32,10 @@ _COMMON_TRIAL = {
     "drop_benign_without_callback": False,
     "augment": "none",  # albumentations pipeline for file data sets
     "eval_batch_size": 1024,  # examples; changes no result
+    # why: held-out files are decoded the same way every epoch; decoding them again made an SDNET
+    # epoch 1.23x the in-memory one (bench/input_pipeline.py). 4 GB holds SDNET's val + test
+    # (3.1 GB), not CBIS-DDSM's full-size images, which stream every epoch
+    "eval_cache_mb": 4096,
     # PyTorch's defaults, which the reference study ran with: TF32 convolutions, IEEE fp32 matmuls
     "conv_tf32": True,
     "matmul_tf32": False,

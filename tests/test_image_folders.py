@@ -119,6 +119,60 @@ def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_
     assert not torch.equal(first_batch(0, 2)[0], a) and not torch.equal(first_batch(1, 1)[0], a)
 
 
+def test_one_running_stream_gives_each_epoch_as_a_fresh_one_would(two_class_folder):
+    """The training iterator runs across epochs (the next epoch is read ahead); that must not change
+    any batch, with workers or without, nor survive an epoch left half read."""
+    from trainables.file_stream import FileStream
+
+    splits = get_dataset("folder").load(two_class_folder)
+
+    def stream(workers: int) -> FileStream:
+        return FileStream(splits.train.paths, splits.train.labels, channels=3, size=(16, 16), pipeline="sdnet",
+                          batch_size=4, seed=3, num_workers=workers, device=torch.device("cpu"), drop_last=True)
+
+    def batches(s: FileStream, epoch: int) -> list[tuple[torch.Tensor, ...]]:
+        out = list(s.epoch(epoch))
+        assert len(out) == len(s) == len(splits.train.labels) // 4
+        return out
+
+    fresh = {epoch: batches(stream(0), epoch) for epoch in (1, 2, 3, 4)}
+    running = stream(2)
+    next(iter(running.epoch(1)))  # a half-read epoch: the same epoch asked again starts over
+    for epoch in (1, 2, 3, 4):
+        for got, want in zip(batches(running, epoch), fresh[epoch], strict=True):
+            assert all(torch.equal(g, w) for g, w in zip(got, want))
+    assert [torch.equal(a[2], b[2]) for a, b in zip(fresh[1], fresh[2])].count(False) > 0
+
+
+def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder, tmp_path):
+    from trainables.file_stream import FileStream
+
+    splits = get_dataset("folder").load(two_class_folder)
+    test = splits.test
+
+    def stream(cache_mb: int) -> FileStream:
+        return FileStream(splits.train.paths, splits.train.labels, channels=3, size=(16, 16), pipeline="sdnet",
+                          batch_size=4, seed=0, num_workers=2, device=torch.device("cpu"), eval_cache_mb=cache_mb)
+
+    kept, streamed = stream(1), stream(0)
+    first = list(kept.evaluation(test.paths, test.labels, 3))
+    assert kept.cache_left == 2**20 - len(test.labels) * 3 * 16 * 16
+    moved = tmp_path / "moved"
+    two_class_folder.rename(moved)  # later passes of the kept split must read no file
+    try:
+        again = list(kept.evaluation(test.paths, test.labels, 3))
+        with pytest.raises(Exception):  # the other stream still reads the files
+            list(streamed.evaluation(test.paths, test.labels, 3))
+    finally:
+        moved.rename(two_class_folder)
+    assert len(again) == len(first) == -(-len(test.labels) // 3)
+    assert all(torch.equal(a, b) for pair in zip(first, again) for a, b in zip(*pair))
+    assert all(torch.equal(a, b) for pair in zip(first, streamed.evaluation(test.paths, test.labels, 3)) for a, b in zip(*pair))
+    too_small = stream(0)
+    list(too_small.evaluation(test.paths, test.labels, 3))
+    assert too_small.cache_left == 0 and not too_small._cached
+
+
 def test_cli_refuses_a_folder_without_class_subfolders(tmp_path):
     write_images(tmp_path / "flat", 3, seed=0)
     proc = subprocess.run([sys.executable, "sweeps/run.py", "--dataset", f"folder:{tmp_path / 'flat'}", "--dry-run"],

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import REPO
 
 ARGS = ["--dataset", "digits", "--seeds", "0,1", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "2",
-        "--epochs", "2", "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--name", "e2e"]
+        "--epochs", "2", "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--max-concurrent", "2", "--name", "e2e"]
 PARAMS = {"dataset", "model", "seed", "optimizer", "mode", "repeat", "epochs", "batch_size", "lr", "momentum", "weight_decay"}
 EPOCH_KEYS = {"epoch", "train_loss", "val_accuracy", "test_accuracy", "test_f1", "metric", "lr", "epoch_time_s", "samples_per_s"}
 FINAL_KEYS = {"weights_sha256", "init_sha256", "data_sha256", "runtime_s", "energy_j", "env", "final_metric"}
@@ -68,6 +68,15 @@ def test_digests_hold_the_determinism_contract_on_cpu(study):
         assert len({f["weights_sha256"] for f in finals}) == 1  # CPU: no CUDA noise, both modes identical
     assert by_seed[0][0]["init_sha256"] != by_seed[1][0]["init_sha256"]
     assert by_seed[0][0]["data_sha256"] != by_seed[1][0]["data_sha256"]
+
+
+def test_each_trial_runs_in_its_own_process_forked_from_a_kept_slot(study):
+    experiment, _ = study
+    envs = [results[-1]["env"] for _, results in trials(experiment).values()]
+    assert len({e["pid"] for e in envs}) == len(envs)
+    slots = {e["parent_pid"] for e in envs}
+    assert len(slots) <= 2 < len(envs)  # --max-concurrent 2: two slot processes ran all eight trials
+    assert not slots & {e["pid"] for e in envs}
 
 
 def test_summary_reports_each_configuration_and_mode(study):

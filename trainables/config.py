@@ -55,6 +55,7 @@ class TrialConfig:
     augment: str  # albumentations pipeline for file data sets: none | flip | sdnet (trainables.augment)
     num_workers: int  # DataLoader workers; 0 keeps an in-memory data set on the trial's device
     eval_batch_size: int  # examples per evaluation batch; changes no result
+    eval_cache_mb: int  # file data sets: held-out splits stay in memory, decoded, after their first pass while together they fit in this many MB of uint8; changes no result
     # measurement
     loss: str  # ce: softmax cross-entropy | bce: one logit, BCE with pos_weight = negatives / positives
     label_smoothing: float  # ce only: weight of the uniform target, 0 for none
@@ -109,8 +110,8 @@ class TrialConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"trial config: {name} must be at least 1")
-        if self.num_workers < 0 or self.crop_padding < 0 or self.digest_batches < 0:
-            raise ValueError("trial config: num_workers, crop_padding and digest_batches must be >= 0")
+        if min(self.num_workers, self.crop_padding, self.digest_batches, self.eval_cache_mb) < 0:
+            raise ValueError("trial config: num_workers, crop_padding, digest_batches and eval_cache_mb must be >= 0")
         if self.tta not in (0, 1, 2):
             raise ValueError(f"trial config: tta must be 0, 1 or 2, got {self.tta}")
         if not 0 <= self.label_smoothing < 1:

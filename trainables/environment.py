@@ -46,6 +46,8 @@ def describe(device: torch.device) -> dict[str, object]:
         "timm": _version("timm"),
         "numpy": _version("numpy"),
         "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "parent_pid": os.getppid(),  # why: the slot a forked trial came from (trainables/forked.py)
         "platform": platform.platform(),
         "git_commit": os.environ.get(GIT_COMMIT_ENV) or None,
         "device": str(device),

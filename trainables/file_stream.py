@@ -6,7 +6,8 @@ uint8 until they reach the device, like the in-memory stream's.
 """
 from __future__ import annotations
 
-from typing import Iterator
+import itertools
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -59,19 +60,35 @@ class _Examples(Dataset):
 
 
 class _Keys(Sampler):
-    """(epoch, index) keys in the order last set: the one sampler of a loader that lives all trial."""
+    """(epoch, index) keys of a held-out split, in a fixed order (its loader lives all trial)."""
 
-    def __init__(self, order: np.ndarray, epoch: int = 0) -> None:
-        self.set(epoch, order)
-
-    def set(self, epoch: int, order: np.ndarray) -> None:
-        self.epoch, self.order = epoch, order
+    def __init__(self, order: np.ndarray) -> None:
+        self.order = order
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
-        return ((self.epoch, int(i)) for i in self.order)
+        return ((0, int(i)) for i in self.order)
 
     def __len__(self) -> int:
         return len(self.order)
+
+
+class _EpochBatches(Sampler):
+    """Batches of (epoch, index) keys, each epoch in its plan's order, epoch after epoch from `first`
+    for as long as the trial asks: one iterator serves the whole trial, so the workers already
+    decode the next epoch's first batches while this epoch's last ones train and the model is
+    evaluated, instead of the GPU waiting for them at every epoch's start."""
+
+    def __init__(self, plan: Callable[[int], EpochPlan], batch_size: int, drop_last: bool) -> None:
+        self.plan, self.batch_size, self.drop_last, self.first = plan, batch_size, drop_last, 1
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for epoch in itertools.count(self.first):
+            order = self.plan(epoch).order
+            for start in range(0, len(order), self.batch_size):
+                batch = order[start:start + self.batch_size]
+                if self.drop_last and len(batch) < self.batch_size:
+                    break
+                yield [(epoch, int(i)) for i in batch]
 
 
 class FileStream:
@@ -81,31 +98,58 @@ class FileStream:
     starting workers every epoch cost more than an epoch of a small data set takes to train."""
 
     def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: tuple[int, int], pipeline: str,
-                 batch_size: int, seed: int, num_workers: int, device: torch.device, drop_last: bool = False) -> None:
+                 batch_size: int, seed: int, num_workers: int, device: torch.device, drop_last: bool = False,
+                 eval_cache_mb: int = 0) -> None:
         self.labels, self.channels, self.size, self.seed = labels, channels, size, seed
+        self.cache_left = eval_cache_mb * 2**20  # bytes of decoded held-out images that may still be kept
         self.batch_size, self.num_workers, self.device, self.drop_last = batch_size, num_workers, device, drop_last
-        self._keys = _Keys(np.arange(len(labels)))
-        self._train = self._loader(_Examples(paths, labels, channels, size, pipeline, seed), batch_size, self._keys, drop_last)
+        self._batches = _EpochBatches(self.plan, batch_size, drop_last)
+        self._train = self._loader(_Examples(paths, labels, channels, size, pipeline, seed), batch_sampler=self._batches)
+        self._running: Optional[Iterator[tuple[torch.Tensor, ...]]] = None  # the trial-long iterator
+        self._next_epoch: Optional[int] = None  # the epoch it yields next
         self._held: dict[int, tuple[tuple[str, ...], DataLoader]] = {}
+        self._cached: dict[int, tuple[tuple[str, ...], list[tuple[torch.Tensor, torch.Tensor]]]] = {}
 
     def __len__(self) -> int:
         return batch_count(len(self.labels), self.batch_size, self.drop_last)
 
-    def _loader(self, dataset: _Examples, batch_size: int, keys: _Keys, drop_last: bool = False) -> DataLoader:
+    def _loader(self, dataset: _Examples, **batching: object) -> DataLoader:
         return seeded_loader(dataset, seed=self.seed, epoch=0, num_workers=self.num_workers, device=self.device,
-                             batch_size=batch_size, sampler=keys, drop_last=drop_last, persistent_workers=self.num_workers > 0)
+                             persistent_workers=self.num_workers > 0, **batching)
 
     def plan(self, epoch: int) -> EpochPlan:
         return epoch_plan(len(self.labels), self.seed, epoch, 0, False)
 
     def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        self._keys.set(epoch, (plan or self.plan(epoch)).order)
-        yield from on_device(self._train, self.device)
+        """Epoch `epoch`'s batches in the order of plan(epoch) (the sampler draws that same plan;
+        `plan` is accepted so the two streams are called alike). Asking for the epoch after the
+        last one continues the running iterator; any other epoch starts a new one there."""
+        if self._running is None or epoch != self._next_epoch:
+            self._batches.first = epoch
+            self._running = on_device(self._train, self.device)
+        self._next_epoch = None  # why: an epoch left unfinished cannot be continued
+        for _ in range(len(self)):
+            yield next(self._running)
+        self._next_epoch = epoch + 1
 
     def evaluation(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Fixed-order, un-augmented (resized only) batches of a held-out split."""
+        """Fixed-order, un-augmented (resized only) batches of a held-out split. Identical every
+        epoch, so after one complete pass they are kept in memory if they fit what is left of
+        eval_cache_mb, and later passes read no file."""
+        if id(paths) in self._cached:
+            for x, y in self._cached[id(paths)][1]:
+                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+            return
         if id(paths) not in self._held:  # the tuple is kept beside its loader, so its id stays its own
             dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed)
-            self._held[id(paths)] = (paths, self._loader(dataset, batch_size, _Keys(np.arange(len(labels)))))
-        for x, y, _ in on_device(self._held[id(paths)][1], self.device):
-            yield x, y
+            self._held[id(paths)] = (paths, self._loader(dataset, batch_size=batch_size, sampler=_Keys(np.arange(len(labels)))))
+        size = len(labels) * self.channels * self.size[0] * self.size[1]  # (0, 0): sizes as read, unknown: never kept
+        keep: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = [] if 0 < size <= self.cache_left else None
+        for x, y, _ in self._held[id(paths)][1]:
+            if keep is not None:
+                keep.append((x, y))
+            yield x.to(self.device, non_blocking=self._held[id(paths)][1].pin_memory), y.to(self.device, non_blocking=True)
+        if keep is not None:
+            self._cached[id(paths)] = (paths, keep)
+            self.cache_left -= size
+            del self._held[id(paths)]  # why: its workers are no longer needed

@@ -103,7 +103,7 @@ def data_streams(cfg: TrialConfig, data: ImageSplits | FileSplits, device: torch
 
         stream = FileStream(data.train.paths, data.train.labels, channels=data.in_chans, size=cfg.image_size,
                             pipeline=cfg.augment, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers, device=device,
-                            drop_last=cfg.drop_last)
+                            drop_last=cfg.drop_last, eval_cache_mb=cfg.eval_cache_mb)
         held = {name: functools.partial(stream.evaluation, s.paths, s.labels, cfg.eval_batch_size)
                 for name, s in (("val", data.val), ("test", data.test))}
         return stream, held

@@ -8,17 +8,21 @@ import time
 
 LOADED_AT = time.time()  # why: start-up is measured from here, before torch and Ray are imported
 
+import contextlib  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Optional  # noqa: E402
+from typing import Callable, Iterator, Optional  # noqa: E402
 
 import torch  # noqa: E402
+import torch._dynamo  # noqa: E402,F401  why: the first optimizer (and the determinism switch) import it: seconds, paid here once per slot
 from ray import tune  # noqa: E402
 
+from trainables import forked  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
-from trainables.loop import run_trial  # noqa: E402
+from trainables.loop import Report, run_trial  # noqa: E402
 
 STATE_FILE = "state.pt"
+_slot = {"trials": 0}  # trials this process has run: only the first one waited for the imports above
 
 
 def load_state(checkpoint: Optional[tune.Checkpoint]) -> Optional[dict]:
@@ -29,17 +33,40 @@ def load_state(checkpoint: Optional[tune.Checkpoint]) -> Optional[dict]:
         return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
-def report(metrics: dict, state: dict) -> None:
-    """One epoch's metrics, with the state to continue from as the epoch's checkpoint."""
+@contextlib.contextmanager
+def saved(state: dict) -> Iterator[str]:
+    """A temporary checkpoint directory holding `state`, removed once Tune has copied it."""
     with tempfile.TemporaryDirectory() as directory:
         torch.save(state, Path(directory) / STATE_FILE)
-        tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
+        yield directory
+
+
+def reporter(deliver: Callable[[tuple[dict, str]], None]) -> Report:
+    """The trial's report(metrics, state): saves the state, then hands (metrics, directory) on."""
+    def report(metrics: dict, state: dict) -> None:
+        with saved(state) as directory:
+            deliver((metrics, directory))
+    return report
+
+
+def report_saved(message: tuple[dict, str]) -> None:
+    """One epoch's metrics, with its saved state as the epoch's checkpoint (Tune copies it now)."""
+    metrics, directory = message
+    tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(directory))
 
 
 def train(config: dict) -> None:
-    """Ray Tune function trainable: one trial, in its own process (actors are not reused); after a
-    failure or an interrupted study it continues from the trial's last checkpoint."""
+    """Ray Tune function trainable: one trial, in a process of its own (trainables/forked.py);
+    after a failure or an interrupted study it continues from the trial's last checkpoint."""
     cfg = TrialConfig.from_dict(config)
     directory = Path(tune.get_context().get_trial_dir())
     directory.mkdir(parents=True, exist_ok=True)
-    run_trial(cfg, report, directory, restore=load_state(tune.get_checkpoint()), loaded_at=LOADED_AT)
+    restore = load_state(tune.get_checkpoint())
+    if not forked.available():  # the actor is not reused: this process is the trial's own
+        run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT)
+        return
+    # why: start-up runs from the fork, and for a slot's first trial from this process's imports
+    loaded_at = LOADED_AT if _slot["trials"] == 0 else time.time()
+    _slot["trials"] += 1
+    forked.run_forked(lambda send: run_trial(cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at),
+                      report_saved)
