@@ -153,8 +153,8 @@ def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) 
 def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optional[torch.device] = None,
               restore: Optional[dict] = None, loaded_at: Optional[float] = None) -> dict:
     """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a
-    state, to continue after it; `loaded_at` is the time.time() at which the trial process began
-    loading this code, so that start-up is measured from there. Returns the last metrics."""
+    state, to continue after it; `loaded_at` is the time.time() at which the trial's process started
+    (was forked, or began loading this code), so that start-up is measured from there. Returns the last metrics."""
     started = time.perf_counter()
     # why: where start-up goes; imports are timed from loaded_at, the rest from `started`
     marks = {"imports": 0.0 if loaded_at is None else time.time() - loaded_at}
