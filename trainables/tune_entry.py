@@ -8,13 +8,12 @@ import time
 
 LOADED_AT = time.time()  # why: start-up is measured from here, before torch and Ray are imported
 
-import contextlib  # noqa: E402
+import importlib  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, Iterator, Optional  # noqa: E402
+from typing import Callable, Optional  # noqa: E402
 
 import torch  # noqa: E402
-import torch._dynamo  # noqa: E402,F401  why: the first optimizer (and the determinism switch) import it: seconds, paid here once per slot
 from ray import tune  # noqa: E402
 
 from trainables import forked  # noqa: E402
@@ -33,18 +32,12 @@ def load_state(checkpoint: Optional[tune.Checkpoint]) -> Optional[dict]:
         return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
-@contextlib.contextmanager
-def saved(state: dict) -> Iterator[str]:
-    """A temporary checkpoint directory holding `state`, removed once Tune has copied it."""
-    with tempfile.TemporaryDirectory() as directory:
-        torch.save(state, Path(directory) / STATE_FILE)
-        yield directory
-
-
 def reporter(deliver: Callable[[tuple[dict, str]], None]) -> Report:
-    """The trial's report(metrics, state): saves the state, then hands (metrics, directory) on."""
+    """The trial's report(metrics, state): saves the state in a temporary directory and hands
+    (metrics, directory) on; the directory is removed once `deliver` returns (Tune has copied it)."""
     def report(metrics: dict, state: dict) -> None:
-        with saved(state) as directory:
+        with tempfile.TemporaryDirectory() as directory:
+            torch.save(state, Path(directory) / STATE_FILE)
             deliver((metrics, directory))
     return report
 
@@ -65,6 +58,7 @@ def train(config: dict) -> None:
     if not forked.available():  # the actor is not reused: this process is the trial's own
         run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT)
         return
+    importlib.import_module("torch._dynamo")  # why: every trial's first optimizer imports it (seconds): the slot does, once
     # why: start-up runs from the fork, and for a slot's first trial from this process's imports
     loaded_at = LOADED_AT if _slot["trials"] == 0 else time.time()
     _slot["trials"] += 1
