@@ -16,6 +16,7 @@ from typing import Callable, Optional  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
+from datasets.registry import STREAMED  # noqa: E402
 from trainables import forked  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.loop import Report, run_trial  # noqa: E402
@@ -58,7 +59,10 @@ def train(config: dict) -> None:
     if not forked.available():  # the actor is not reused: this process is the trial's own
         run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT)
         return
-    importlib.import_module("torch._dynamo")  # why: every trial's first optimizer imports it (seconds): the slot does, once
+    # why: what every trial would import again (seconds each), the slot imports once: torch._dynamo
+    # (each trial's first optimizer) and, for data sets read from files, albumentations and OpenCV
+    for module in ("torch._dynamo", *(["trainables.file_stream"] if cfg.dataset in STREAMED else [])):
+        importlib.import_module(module)
     # why: start-up runs from the fork, and for a slot's first trial from this process's imports
     loaded_at = LOADED_AT if _slot["trials"] == 0 else time.time()
     _slot["trials"] += 1
