@@ -136,10 +136,12 @@ class FileStream:
         """Fixed-order, un-augmented (resized only) batches of a held-out split. Identical every
         epoch, so after one complete pass they are kept in memory if they fit what is left of
         eval_cache_mb, and later passes read no file."""
-        if id(paths) in self._cached:
-            for x, y in self._cached[id(paths)][1]:
-                yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-            return
+        batches = self._cached[id(paths)][1] if id(paths) in self._cached else self._read_held(paths, labels, batch_size)
+        for x, y in batches:  # pinned on a GPU (the loader pins them), so the copies run asynchronously
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def _read_held(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """One pass over a held-out split's files, in host memory; a complete pass that fits is kept."""
         if id(paths) not in self._held:  # the tuple is kept beside its loader, so its id stays its own
             dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed)
             self._held[id(paths)] = (paths, self._loader(dataset, batch_size=batch_size, sampler=_Keys(np.arange(len(labels)))))
@@ -148,7 +150,7 @@ class FileStream:
         for x, y, _ in self._held[id(paths)][1]:
             if keep is not None:
                 keep.append((x, y))
-            yield x.to(self.device, non_blocking=self._held[id(paths)][1].pin_memory), y.to(self.device, non_blocking=True)
+            yield x, y
         if keep is not None:
             self._cached[id(paths)] = (paths, keep)
             self.cache_left -= size
