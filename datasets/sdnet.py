@@ -49,7 +49,7 @@ def _is_empty(data_dir: Path) -> bool:
 def download(data_dir: Path) -> None:
     """Fetch (resuming a partial download), check every CRC, and unpack the images so that D/, P/
     and W/ sit in `data_dir`. The archive is kept beside them."""
-    created = not data_dir.exists()
+    created = [d for d in (data_dir, *data_dir.parents) if not d.exists()]  # innermost first
     data_dir.mkdir(parents=True, exist_ok=True)
     archive = data_dir / ARCHIVE
     if not archive.exists():
@@ -57,7 +57,8 @@ def download(data_dir: Path) -> None:
             fetch(ARCHIVE_URL, archive)
         except DataError as exc:
             if created and not any(data_dir.iterdir()):
-                data_dir.rmdir()  # why: a failed first attempt leaves nothing behind
+                for directory in created:  # why: a failed first attempt leaves nothing behind
+                    directory.rmdir()
             raise DataError(f"sdnet: {data_dir} is empty and {exc}; or download SDNET2018 from {URL} and unpack it "
                             "there as D/CD, D/UD, P/CP, P/UP, W/CW, W/UW") from None
     check_zip(archive)

@@ -108,7 +108,8 @@ def test_a_corrupt_archive_is_named(tmp_path, archive, monkeypatch):
 def test_offline_names_the_url_and_the_layout(tmp_path, monkeypatch):
     monkeypatch.setattr(sdnet, "ARCHIVE_URL", "http://127.0.0.1:9/viewcontent")  # nothing listens there
     with pytest.raises(DataError) as info:
-        get_dataset("sdnet").prepare(tmp_path / "data")
+        get_dataset("sdnet").prepare(tmp_path / "new" / "data")
     message = str(info.value)
     assert "127.0.0.1:9/viewcontent" in message and "D/CD, D/UD" in message and sdnet.URL in message
     assert "\n" not in message
+    assert list(tmp_path.iterdir()) == []  # neither data/ nor the new/ made for it is left behind
