@@ -17,7 +17,7 @@ import pandas as pd
 KEYS = ["optimizer", "seed", "mode", "repeat"]
 CONFIG_MARK = ', "config": '  # Ray Tune writes each result's config last; the metrics come before it
 FINAL_KEYS = ("final_metric", "final_epoch", "weights_sha256", "init_sha256", "data_sha256", "runtime_s",
-              "startup_s", "energy_j", "gpu_energy_j", "nondeterministic_ops", "restarts", "restart_epochs")
+              "started_at", "startup_s", "energy_j", "gpu_energy_j", "nondeterministic_ops", "restarts", "restart_epochs")
 
 
 @dataclass

@@ -5,8 +5,11 @@ study's wall time comes to the sum of its trial times divided by the GPU count (
 Runs real studies through sweeps/run.py (Ray, Tune, the trainable: everything a user runs), one per
 share, and reads their experiment directories. Usage on a GPU machine:
     python bench/packing.py --data-dir /tmp/data/cifar10 --shares 1,0.5,0.25 --trials 16 --epochs 3
-Efficiency = sum of trial runtimes / (wall time x GPUs); throughput = trials per hour. Record the
-printed table in bench/RESULTS.md with the card and the GPU count.
+Efficiency = sum of trial runtimes / (wall time x GPUs); throughput = trials per hour. Where the
+rest of the wall went is printed from each trial's `started_at` and its slot (`env.parent_pid`):
+before the first trial (the driver's imports, Ray's and Tune's start), switches between one slot's
+trials, slots idle while the last trials finish, and after the last trial (summary, Ray's stop).
+Record the printed lines in bench/RESULTS.md with the card and the GPU count.
 """
 from __future__ import annotations
 
@@ -16,8 +19,28 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+
+def where_the_wall_went(trials: pd.DataFrame, command_start: float, command_end: float) -> str:
+    """The command's wall split, for the average slot, into: before its first trial (the driver's
+    imports, Ray's and Tune's start, the slot's own start), its trials (imports included), switches
+    between its trials, idle while other slots finish, and after the last trial; they add up to the wall."""
+    timeline = pd.DataFrame({"slot": trials["env_parent_pid"], "start": trials["started_at"],
+                             "end": trials["started_at"] + trials["startup_imports_s"] + trials["runtime_s"]})
+    timeline = timeline.sort_values(["slot", "start"])
+    slots = timeline.groupby("slot")
+    last = timeline["end"].max()
+    parts = {"before its first trial": slots["start"].min() - command_start,
+             "trials": slots.apply(lambda t: (t["end"] - t["start"]).sum(), include_groups=False),
+             "switches": (slots["start"].shift(-1) - timeline["end"]).groupby(timeline["slot"]).sum(),
+             "idle at the end": last - slots["end"].max(),
+             "after the last trial": pd.Series(command_end - last, index=slots["start"].min().index)}
+    return f"wall {command_end - command_start:.1f} s, per slot ({len(parts['trials'])}) on average: " + "; ".join(
+        f"{name} {float(values.mean()):.1f} s" for name, values in parts.items())
 
 
 def main() -> None:
@@ -45,9 +68,10 @@ def main() -> None:
                    "--optimizers", "sgd", "--repeats", str(args.trials), "--det-repeats", "1",
                    "--gpus-per-trial", share, "--cpus-per-trial", args.cpus_per_trial, "--storage-path", args.storage, "--name", name]
         command += ["--epochs", str(args.epochs)] if args.epochs else []
-        start = time.perf_counter()
+        start = time.time()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        wall = time.perf_counter() - start
+        end = time.time()
+        wall = end - start
         if proc.returncode != 0:
             sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
         trials = load_experiment(Path(args.storage) / name).trials
@@ -57,7 +81,7 @@ def main() -> None:
         rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / gpu_seconds))
         print(f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
               f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
-              f"{with_imports / gpu_seconds:.2f}", flush=True)
+              f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}", flush=True)
     base = rows[0][3]
     for share, n, wall, per_hour, efficiency in rows:
         print(f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "

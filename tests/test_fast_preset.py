@@ -2,6 +2,8 @@
 bit-identically; its pieces (whitening, alternating flips, test-time views) do what they claim."""
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,7 @@ def test_fast_preset_keeps_the_contract_on_cpu(fast_runs):
     assert len({f["weights_sha256"] for f in finals.values()}) == 1  # no CUDA randomness on the CPU
     assert len({(f["init_sha256"], f["data_sha256"]) for f in finals.values()}) == 1
     assert all(0 <= f["final_metric"] <= 1 and f["epoch"] == 3 for f in finals.values())
+    assert all(f["started_at"] <= time.time() - f["runtime_s"] for f in finals.values())  # when the trial began
     parts = finals[("deterministic", 0)]["startup_parts"]
     assert set(parts) == {"imports_s", "setup_s", "data_s", "model_s", "first_step_s"} and all(v >= 0 for v in parts.values())
 

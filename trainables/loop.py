@@ -156,6 +156,7 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     state, to continue after it; `loaded_at` is the time.time() at which the trial's process started
     (was forked, or began loading this code), so that start-up is measured from there. Returns the last metrics."""
     started = time.perf_counter()
+    started_at = time.time() if loaded_at is None else loaded_at  # why: places the trial on the study's clock (bench/packing.py)
     # why: where start-up goes; imports are timed from loaded_at, the rest from `started`
     marks = {"imports": 0.0 if loaded_at is None else time.time() - loaded_at}
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
@@ -259,7 +260,8 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                     final_metric=track.chosen_scores[cfg.metric], final_epoch=track.chosen_epoch,
                     weights_sha256=state_sha256(model.state_dict()), init_sha256=init_sha256,
                     data_sha256=track.data_sha256, runtime_s=track.elapsed_s + time.perf_counter() - started,
-                    startup_s=track.first_step_s, startup_parts=dict(track.startup_parts), gpu_energy_j=total_joules,
+                    started_at=started_at, startup_s=track.first_step_s, startup_parts=dict(track.startup_parts),
+                    gpu_energy_j=total_joules,
                     energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
                     nondeterministic_ops=list(track.ops), restarts=len(track.restart_epochs),
                     restart_epochs=list(track.restart_epochs), env=describe(device))
