@@ -85,14 +85,14 @@ def ttests(done: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     deterministic score (the paper's Table V test), with Holm's correction across configurations."""
     rows = []
     for optimizer, seed, det, nondet in _configs(done):
-        d = _mean(det)
+        d, m = _mean(det), _mean(nondet)
         if len(nondet) >= 2 and not np.isnan(d):
             res = stats.ttest_1samp(nondet, popmean=d)
             t, p = float(res.statistic), float(res.pvalue)
         else:
             t = p = np.nan
-        rows.append({"optimizer": optimizer, "seed": seed, "det_pct": d, "nondet_mean_pct": _mean(nondet),
-                     "dev_pct": abs(_mean(nondet) - d) / d * 100, "t": t, "p": p})
+        rows.append({"optimizer": optimizer, "seed": seed, "det_pct": d, "nondet_mean_pct": m,
+                     "dev_pct": abs(m - d) / d * 100, "t": t, "p": p})
     table = pd.DataFrame(rows).set_index(CONFIG)
     table["significant"] = table["p"] < alpha
     table["p_holm"] = holm(table["p"])
