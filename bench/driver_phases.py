@@ -15,6 +15,7 @@ T0 = time.time()
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from analysis import load_experiment  # noqa: E402
+from packing import trial_spans  # noqa: E402  (bench/, this script's folder)
 from sweeps import launch, run  # noqa: E402
 
 
@@ -41,8 +42,7 @@ code = run.main(sys.argv[1:])
 mark("the summary printed")
 study = run.parse(sys.argv[1:])
 trials = load_experiment(study.storage_path / launch.experiment_name(study)).trials
-start = trials["started_at"] - T0
-end = start + trials["startup_imports_s"] + trials["runtime_s"]
+start, end = (clock - T0 for clock in trial_spans(trials))
 print(f"trials: first process start {start.min():.2f} s, first end {end.min():.2f} s, last end {end.max():.2f} s "
       f"(slot imports {trials['startup_imports_s'].max():.2f} s at most)")
 atexit.register(lambda: mark("Ray's stop begins (atexit)"))  # why: runs before Ray's own atexit handler

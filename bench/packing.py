@@ -25,12 +25,17 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 
+def trial_spans(trials: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each trial's start and end on the wall clock: from its process's (or its slot's) start, through its imports and runtime."""
+    return trials["started_at"], trials["started_at"] + trials["startup_imports_s"] + trials["runtime_s"]
+
+
 def where_the_wall_went(trials: pd.DataFrame, command_start: float, command_end: float) -> str:
     """The command's wall split, for the average slot, into: before its first trial (the driver's
     imports, Ray's and Tune's start, the slot's own start), its trials (imports included), switches
     between its trials, idle while other slots finish, and after the last trial; they add up to the wall."""
-    timeline = pd.DataFrame({"slot": trials["env_parent_pid"], "start": trials["started_at"],
-                             "end": trials["started_at"] + trials["startup_imports_s"] + trials["runtime_s"]})
+    start, end = trial_spans(trials)
+    timeline = pd.DataFrame({"slot": trials["env_parent_pid"], "start": start, "end": end})
     timeline = timeline.sort_values(["slot", "start"])
     slots = timeline.groupby("slot")
     last = timeline["end"].max()
