@@ -82,7 +82,7 @@ def main() -> None:
         trials = load_experiment(Path(args.storage) / name).trials
         busy = float(trials["runtime_s"].sum())
         gpu_seconds = wall * (gpus if float(share) else 1)
-        with_imports = busy + float(trials.get("startup_imports_s", 0).sum())
+        with_imports = busy + float(trials["startup_imports_s"].sum())
         rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / gpu_seconds))
         print(f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
               f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
