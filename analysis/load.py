@@ -15,7 +15,6 @@ from pathlib import Path
 import pandas as pd
 
 KEYS = ["optimizer", "seed", "mode", "repeat"]
-CONFIG_MARK = ', "config": '  # Ray Tune writes each result's config last; the metrics come before it
 FINAL_KEYS = ("final_metric", "final_epoch", "weights_sha256", "init_sha256", "data_sha256", "runtime_s",
               "started_at", "startup_s", "energy_j", "gpu_energy_j", "nondeterministic_ops", "restarts", "restart_epochs")
 
@@ -29,14 +28,13 @@ class Experiment:
 
 
 def _parse_line(line: str) -> dict:
-    """One result.json line without its (repeated, bulky) config; the whole line if that fails."""
-    cut = line.rfind(CONFIG_MARK)
-    if cut > 0:
-        try:
-            return json.loads(line[:cut] + "}")
-        except ValueError:
-            pass
-    return json.loads(line)
+    """One result.json line without its (repeated, bulky) config; keys Tune writes after the
+    config are kept. A line that is JSON but not an object raises ValueError like a broken one."""
+    result = json.loads(line)
+    if not isinstance(result, dict):
+        raise ValueError("not a JSON object")
+    result.pop("config", None)
+    return result
 
 
 def _read_results(path: Path, skipped: list[str]) -> list[dict]:
@@ -167,7 +165,8 @@ def load_experiment(path: str | Path) -> Experiment:
         status = "finished" if "weights_sha256" in last else "errored" if error else "running"
         row = {"trial": trial_dir.name, **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
                **{k: json.dumps(v) for k, v in params.items() if isinstance(v, (list, dict))},
-               "status": status, "error": error, "epochs_done": int(last.get("epoch", 0))}
+               "status": status, "error": error, "epochs_done": int(last.get("epoch", 0)),
+               "last_metric": last.get("metric"), "final_metric_reported": "final_metric" in last}
         for key in FINAL_KEYS:
             value = last.get(key)
             row[key] = json.dumps(value) if isinstance(value, list) else value

@@ -1,14 +1,19 @@
 """`python -m analysis report DIR --out OUT`: every table as Markdown and CSV, the figures, and a
-compact summary for the terminal. Integrity problems come first and loudly."""
+compact summary for the terminal. Integrity problems come first and loudly; the questions a reader
+means (does the mode move the score, is the deterministic run typical, how large is the noise)
+come before the reference study's own test, which is kept and labelled for comparison."""
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from analysis import artifacts, figures, stats
+from analysis.cells import DET, finished
+from analysis.display import markdown, p_value
 from analysis.load import Experiment
 
 
@@ -18,138 +23,205 @@ class ReportError(Exception):
 
 @dataclass(frozen=True)
 class ReportOptions:
-    alpha: float = 0.05  # significance level of every test
+    alpha: float = 0.05  # significance level of every test, and 1 - the level of every interval
     board_power_w: float = 300.0  # Table VI estimate where no energy was recorded (an RTX A6000's board power)
     carbon_kg_per_kwh: float = 0.382  # Table VI: the reference study's figures imply 0.382 (Germany)
     deltas_pts: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)  # shifts (points) for the power table
     power: float = 0.8
 
 
-def _check(experiment: Experiment) -> pd.DataFrame:
+def scored(experiment: Experiment) -> pd.DataFrame:
+    """The finished, scored trials; what could not be scored is added to experiment.skipped."""
     trials = experiment.trials
     if trials.empty:
         raise ReportError(f"{experiment.path}: no trials (no folder with a params.json)")
-    done = stats.finished(trials)
-    if done.empty:
-        raise ReportError(f"{experiment.path}: none of its {len(trials)} trials has finished")
-    modes = set(done["mode"])
-    if modes != {stats.DET, stats.NONDET}:
-        raise ReportError(f"{experiment.path}: finished trials are all {next(iter(modes))}; the comparison needs both modes")
-    return done
+    result = finished(trials)
+    experiment.skipped.extend(n for n in result.notes if n not in experiment.skipped)
+    if result.done.empty:
+        finished_count = int((trials["status"] == "finished").sum())
+        why = f"its {finished_count} finished trial(s) all scored NaN" if finished_count else "none of its trials has finished"
+        raise ReportError(f"{experiment.path}: {len(trials)} trials, but {why}")
+    modes = set(result.done["mode"])
+    if DET not in modes or modes == {DET}:
+        raise ReportError(f"{experiment.path}: finished trials are all {', '.join(sorted(modes))}; "
+                          "the comparison needs deterministic runs and at least one other mode")
+    return result.done
 
 
-def _md(table: pd.DataFrame, digits: int = 3) -> str:
-    return table.to_markdown(floatfmt=f".{digits}f")
+def tables_for(experiment: Experiment, done: pd.DataFrame, options: ReportOptions) -> dict[str, pd.DataFrame]:
+    confidence = 1 - options.alpha
+    nan_trials = tuple(n.split(":", 1)[0] for n in experiment.skipped if "score is NaN" in n)
+    with warnings.catch_warnings():
+        # why: scipy warns on precision loss for nearly identical scores; each table's note says what that means
+        warnings.simplefilter("ignore", RuntimeWarning)
+        tests = stats.paper_ttests(done, options.alpha)
+        return {
+            "integrity": stats.integrity(experiment.trials, nan_trials),
+            "outcomes": stats.outcomes(done),
+            "table1_extremes": stats.table1_extremes(done),
+            "table2_configurations": stats.configurations(done),
+            "table3_spread": stats.spread(done, confidence),
+            "table4_runtime": stats.runtime(done),
+            "mode_shift": stats.mode_shift(done, confidence),
+            "typicality": stats.typicality(done, options.alpha),
+            "table5_ttest": stats.table5_summary(tests, options.alpha),
+            "ttests": tests,
+            "seed_vs_cuda": stats.seed_vs_cuda(done, confidence),
+            "power": stats.power_table(done, options.deltas_pts, options.alpha, options.power),
+            "table6_energy": stats.table6_energy(done, options.board_power_w, options.carbon_kg_per_kwh),
+            "churn": artifacts.churn(experiment.path, experiment.trials, experiment.skipped),
+            "similarity": artifacts.similarity(experiment.path, experiment.trials, experiment.skipped),
+        }
 
 
 def build(experiment: Experiment, out: Path, options: ReportOptions = ReportOptions()) -> str:
     """Write OUT/report.md, OUT/*.csv and OUT/*.png; return the terminal summary."""
-    done = _check(experiment)
-    out.mkdir(parents=True, exist_ok=True)
+    done = scored(experiment)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise ReportError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     metric = str(done["metric"].iloc[0]) if "metric" in done else "metric"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # why: identical scores make scipy warn; results say NaN
-        tables = {
-            "integrity": stats.integrity(experiment.trials),
-            "table1_extremes": stats.table1_extremes(done),
-            "table2_configurations": stats.table2_configurations(done),
-            "table3_seed_optimizer": stats.table3_seed_optimizer(done),
-            "table4_runtime": stats.table4_runtime(done),
-        }
-        tests = stats.ttests(done, options.alpha)
-        tables.update({
-            "table5_ttest": stats.table5_ttest_summary(tests), "ttests": tests,
-            "table6_energy": stats.table6_energy(done, options.board_power_w, options.carbon_kg_per_kwh),
-            "mode_tests": stats.mode_tests(done), "bootstrap": stats.bootstrap_intervals(done),
-            "variance_share": stats.variance_share(done),
-            "power": stats.power_table(done, options.deltas_pts, options.alpha, options.power),
-            "churn": artifacts.churn(experiment.path, experiment.trials),
-            "similarity": artifacts.similarity(experiment.path, experiment.trials),
-        })
+    tables = tables_for(experiment, done, options)
     for name, table in tables.items():
-        table.to_csv(out / f"{name}.csv")
+        table.to_csv(out / f"{name}.csv", index=False)
     pngs = [figures.metric_distribution(done, metric, out), figures.runtime_by_mode(experiment.trials, out)]
-    if not tables["similarity"].empty:
+    if tables["similarity"]["one_minus_cos_mean"].notna().any():
         pngs.append(figures.similarity_curves(tables["similarity"], out))
     if tables["churn"]["churn_mean"].notna().any():
         pngs.append(figures.churn_bars(tables["churn"], out))
-    (out / "report.md").write_text(_markdown(experiment, done, metric, tables, pngs, options))
-    return _summary(experiment, done, metric, tables, out)
+    (out / "report.md").write_text(_markdown(experiment, metric, tables, pngs, options))
+    return _summary(experiment, tables, out, options)
 
 
-def _integrity_text(tables: dict) -> str:
+def integrity_text(tables: dict) -> str:
     problems = tables["integrity"]
     if problems.empty:
-        return "OK: deterministic repeats are bit-identical and every repeat of a configuration started from the same weights and data."
+        return ("OK: deterministic repeats are bit-identical, every repeat of a configuration started from the same "
+                "weights and data, and every finished trial has a score.")
     return f"FAILED: {len(problems)} problem(s); differences below may not be CUDA noise alone."
 
 
-def _markdown(experiment: Experiment, done: pd.DataFrame, metric: str, tables: dict, pngs: list[Path], o: ReportOptions) -> str:
+def outcome_lines(outcomes: pd.DataFrame) -> list[str]:
+    """'nondeterministic repeats: 14 distinct of 20; 2 equal the deterministic digest' per mode."""
+    return [f"{r.mode} repeats: {r.distinct} distinct of {r.runs}; {r.equal_det} equal the deterministic digest"
+            for r in outcomes.itertuples()]
+
+
+SECTIONS = [
+    ("Table I: best and worst runs", "table1_extremes",
+     "Best and worst run per optimizer over every run, seeds and CUDA noise together. det_outcomes counts distinct "
+     "deterministic digests (one per configuration when the contract holds); noisy_runs and det_runs count trials."),
+    ("Table II: deterministic vs noisy runs, per configuration", "table2_configurations",
+     "det_pct is the deterministic score (its repeats are bit-identical: one observation); mean_pct the noisy runs' mean; "
+     "diff_pts = det - mean and max_dev_pts = the largest |run - det|, in percentage points. n_distinct counts distinct "
+     "weight digests among the n runs, n_equal_det the runs bit-identical to the deterministic one."),
+    ("Table III: the noise one reported number carries", "table3_spread",
+     "Mean of the noisy runs with its {level} t interval, std with its {level} chi-square interval, range; points. "
+     "Copies (runs with one digest) are real outcomes and count in every estimate here."),
+    ("Table IV: runtime", "table4_runtime", "Minutes per trial; diff_min = det - noisy (positive: determinism costs time), "
+     "diff_rel_pct the same relative to the noisy mean."),
+    ("Does the mode shift the score? (seed as the unit)", "mode_shift",
+     "Each seed gives one difference d = det - mean(noisy runs); shift_pts is their mean over seeds with its {level} t "
+     "interval, p the paired t-test (seeds - 1 df), p_exact a sign-flip permutation test over seeds (no normality; its "
+     "smallest possible value is p_exact_min). This is the test for a claim that deterministic mode changes accuracy."),
+    ("Is the deterministic run an ordinary draw from the noisy runs?", "typicality",
+     "Prediction test t = (det - mean) / (s sqrt(1 + 1/n)) on every run (p, Holm over the mode's configurations: "
+     "p_holm, atypical) and on the distinct outcomes (p_distinct); below / ties / above place det among the distinct "
+     "outcomes, p_rank is the exact rank p-value (smallest possible: p_rank_min). Unlike Table V its false-alarm rate "
+     "stays at alpha however many repeats run."),
+    ("Table V: the reference study's one-sample t-test", "table5_ttest",
+     "The paper's test asks whether the noisy runs' mean equals the deterministic score exactly; with enough repeats it "
+     "rejects even when det is an ordinary draw, so a significant count here is not evidence that determinism changes "
+     "accuracy (see the two sections above). Holm's family is every tested configuration of the mode, all optimizers; "
+     "sig_holm leads, sig_holm_distinct repeats it on distinct outcomes, sig_unadjusted is the paper's count. "
+     "mean_abs_diff_rel_pct is the paper's |mean - det| / det in %, over the tested configurations (_sig: significant only, as the paper)."),
+    ("Table V per configuration", "ttests",
+     "t and p on every run (as the paper), p_distinct on the distinct outcomes, p_sign an exact sign test on them; "
+     "p_holm / p_holm_distinct adjusted over the mode's family."),
+    ("Seed vs CUDA noise", "seed_vs_cuda",
+     "One-way random effects over seeds: var_cuda is the variance with the seed fixed (points²), var_seed what changing "
+     "the seed adds; share_cuda = var_cuda / (var_seed + var_cuda) with Searle's {level} interval."),
+    ("Repeats needed", "power",
+     "Runs the paper's one-sample t-test needs to detect a true shift of that many points with power {power:g} at alpha "
+     "{alpha:g}, from the pooled within-configuration std (df beside it). 2 is the floor: read it as ≤ 2."),
+    ("Table VI: energy and CO2", "table6_energy",
+     "kWh from the GPU's energy counter where recorded (measured), otherwise {board:g} W x runtime x GPU share; CO2 at {carbon:g} kg per kWh."),
+    ("Prediction churn", "churn",
+     "The fraction of test examples two runs classify differently, mean and max over the pairs whose weights differ; "
+     "identical_pairs ended bit-identical; diff_epoch_pairs selected different epochs (selection mixed with noise)."),
+]
+
+
+def _markdown(experiment: Experiment, metric: str, tables: dict, pngs: list[Path], o: ReportOptions) -> str:
     t = experiment.trials
     counts = t["status"].value_counts().to_dict()
     env = {k[4:]: t[k].dropna().unique().tolist() for k in t.columns if k.startswith("env_") and k[4:] in ("gpu", "torch", "cuda", "cudnn", "driver", "ray")}
+    level = f"{1 - o.alpha:.0%}"
     s = [f"# CUDA-randomness report: {experiment.path.name}", "",
          f"{len(t)} trials ({', '.join(f'{v} {k}' for k, v in counts.items())}); primary metric: test {metric} of each "
-         f"trial's selected epoch, in percent. Environment: " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in env.items() if v) + ".", ""]
+         f"trial's selected epoch, in percent; differences in percentage points (pts) unless named _rel_pct. "
+         f"Environment: " + "; ".join(f"{k} {', '.join(map(str, v))}" for k, v in env.items() if v) + ".", "",
+         "An empty cell reads –; the row's note says why."]
     if experiment.skipped:
-        s += ["Skipped while loading:", "", *[f"- {line}" for line in experiment.skipped], ""]
-    s += ["## Integrity of the determinism contract", "", f"**{_integrity_text(tables)}**", ""]
+        s += ["", "Skipped while loading or scoring:", "", *[f"- {line}" for line in experiment.skipped]]
+    s += ["", "## Integrity of the determinism contract", "", f"**{integrity_text(tables)}**", "",
+          *[f"- {line}" for line in outcome_lines(tables["outcomes"])], ""]
     if not tables["integrity"].empty:
-        s += [tables["integrity"].to_markdown(index=False), ""]
-    restarted = t[t["restarts"].fillna(0).astype(float) > 0] if "restarts" in t else t.iloc[:0]
+        s += [markdown(tables["integrity"]), ""]
+    restarted = t[pd.to_numeric(t["restarts"], errors="coerce").fillna(0) > 0] if "restarts" in t else t.iloc[:0]
     if len(restarted):
         s += ["## Restarts", "", f"{len(restarted)} trial(s) continued from a checkpoint after a failure or an interrupted "
               "study (a deterministic one must still match its repeats above):", "",
-              restarted[["trial", "mode", "restarts", "restart_epochs"]].to_markdown(index=False), ""]
-    sections = [
-        ("Table I: best and worst runs", "table1_extremes", "The spread between the best and worst run of an optimizer, seeds and CUDA noise together."),
-        ("Table II: deterministic vs non-deterministic, per configuration", "table2_configurations",
-         "diff_pct = (det - nondet mean) / nondet mean x 100; max_dev_pct = largest |run - det| / det x 100: how far one unlucky run can land from the reproducible one."),
-        ("Table III: per seed and optimizer", "table3_seed_optimizer",
-         "std_pts and range_pts are in percentage points over the non-deterministic repeats: the noise a single reported number carries."),
-        ("Table IV: runtime", "table4_runtime", "Minutes per trial; diff_pct = (nondet - det) / det x 100, negative when the deterministic runs were slower."),
-        ("Table V: one-sample t-test against the deterministic score", "table5_ttest",
-         f"A configuration is significant when its non-deterministic mean differs from its deterministic score at p < {o.alpha}; the Holm column corrects for testing many configurations at once."),
-        ("Per-configuration t-tests", "ttests", "dev_pct = |nondet mean - det| / det x 100."),
-        ("Table VI: energy and CO2", "table6_energy",
-         f"kWh from the GPU's energy counter where recorded (measured), otherwise {o.board_power_w:g} W x runtime x GPU share; CO2 at {o.carbon_kg_per_kwh:g} kg per kWh."),
-        ("Welch and Brown-Forsythe tests between the modes", "mode_tests",
-         "Welch asks whether the two modes have different means, Brown-Forsythe whether they have different spreads; both need two or more deterministic repeats."),
-        ("Bootstrap 95% intervals", "bootstrap", "Where the mean and the std of the non-deterministic scores could plausibly lie, given this many repeats (percentile bootstrap, 2000 resamples)."),
-        ("Seed vs CUDA noise", "variance_share",
-         "share_cuda is the part of the non-deterministic runs' variance that remains with the seed fixed (CUDA noise); share_seed is what changing the seed adds."),
-        ("Repeats needed", "power",
-         f"How many non-deterministic repeats a one-sample t-test needs to detect a true shift of that many points with power {o.power:g} at alpha {o.alpha:g}, given the observed noise."),
-        ("Prediction churn", "churn", "The fraction of test examples two repeats of one configuration classify differently, even when their scores agree."),
-    ]
-    for title, key, sentence in sections:
-        s += [f"## {title}", "", sentence, "", _md(tables[key]), ""]
+              markdown(restarted[["trial", "mode", "restarts", "restart_epochs"]]), ""]
+    for title, key, sentence in SECTIONS:
+        text = sentence.format(level=level, power=o.power, alpha=o.alpha, board=o.board_power_w, carbon=o.carbon_kg_per_kwh)
+        s += [f"## {title}", "", text, "", markdown(tables[key]), ""]
     sim = tables["similarity"]
     if not sim.empty:
-        last = sim[sim["epoch"] == sim.groupby(["optimizer", "seed"])["epoch"].transform("max")]
-        s += ["## Last-layer similarity", "", "Cosine similarity of the last layer's weights between non-deterministic repeats "
-              "(the paper's Figs. 2 and 3); 1 means identical. Last epoch shown; every epoch is in similarity.csv.", "",
-              _md(last.set_index(["optimizer", "seed"]), 4), ""]
+        last = sim[sim["epoch"] == sim.groupby(["optimizer", "seed", "mode"])["epoch"].transform("max")]
+        s += ["## Last-layer similarity", "", "1 - cosine similarity of the last layer's weights between runs of a "
+              "configuration (the paper's Figs. 2 and 3 plot the cosine); 0 would be identical, and pairs that are "
+              "identical are counted apart. Last epoch shown; every epoch is in similarity.csv.", "", markdown(last), ""]
     s += ["## Figures", "", *[f"![{p.stem}]({p.name})" for p in pngs], ""]
     return "\n".join(s)
 
 
-def _summary(experiment: Experiment, done: pd.DataFrame, metric: str, tables: dict, out: Path) -> str:
+def _fmt(value: float, spec: str = ".2f") -> str:
+    return "–" if pd.isna(value) else format(value, spec)
+
+
+def _summary(experiment: Experiment, tables: dict, out: Path, o: ReportOptions) -> str:
     lines = []
     if not tables["integrity"].empty:
-        lines += ["!!! INTEGRITY " + _integrity_text(tables)] + [f"!!!   {r.optimizer}/{r.seed}: {r.check}: {r.detail}" for r in tables["integrity"].itertuples()]
+        lines += ["!!! INTEGRITY " + integrity_text(tables)] + [f"!!!   {r.optimizer}/{r.seed}: {r.check}: {r.detail}" for r in tables["integrity"].itertuples()]
     else:
-        lines.append("Integrity " + _integrity_text(tables))
+        lines.append("Integrity " + integrity_text(tables))
+    lines += outcome_lines(tables["outcomes"])
     if experiment.skipped:
-        lines.append(f"Skipped while loading: {len(experiment.skipped)} item(s), listed in report.md")
-    t5, share = tables["table5_ttest"], tables["variance_share"]
-    t2 = tables["table2_configurations"]
-    for optimizer in t5.index:
-        row = t5.loc[optimizer]
-        worst = t2.loc[optimizer, "max_dev_pct"].max()
-        cuda = share.loc[optimizer, "share_cuda"] if optimizer in share.index else float("nan")
-        lines.append(f"{optimizer}: {row['sig_configs']} configurations differ significantly from deterministic "
-                     f"(Holm {row['sig_configs_holm']}); mean |deviation| {row['avg_dev_all_pct']:.3f}%, "
-                     f"worst single run {worst:.2f}% off; CUDA noise is {cuda:.0%} of the variance")
+        lines.append(f"Skipped while loading or scoring: {len(experiment.skipped)} item(s), listed in report.md")
+    shift, share, spread = tables["mode_shift"], tables["seed_vs_cuda"], tables["table3_spread"]
+    typical, t5 = tables["typicality"], tables["table5_ttest"]
+    for r in shift.itertuples():
+        key = (spread["optimizer"] == r.optimizer) & (spread["mode"] == r.mode)
+        k = (typical["optimizer"] == r.optimizer) & (typical["mode"] == r.mode)
+        paper = t5[(t5["optimizer"] == r.optimizer) & (t5["mode"] == r.mode)].iloc[0]
+        cuda = share[(share["optimizer"] == r.optimizer) & (share["mode"] == r.mode)]
+        share_text = ("share of variance needs >= 2 seeds" if cuda.empty or pd.isna(cuda["share_cuda"].iloc[0])
+                      else f"CUDA noise {cuda['share_cuda'].iloc[0]:.0%} of the variance "
+                           f"({_fmt(cuda['share_cuda_lo'].iloc[0] * 100, '.0f')}-{_fmt(cuda['share_cuda_hi'].iloc[0] * 100, '.0f')}%)")
+        shift_text = (f"det - {r.mode} = {_fmt(r.shift_pts, '+.3f')} pts over {r.seeds} seeds "
+                      f"({1 - o.alpha:.0%} CI {_fmt(r.shift_lo, '+.3f')} to {_fmt(r.shift_hi, '+.3f')}, p {p_value(r.p)}, exact {p_value(r.p_exact)})"
+                      if r.seeds >= 2 else f"det - {r.mode} = {_fmt(r.shift_pts, '+.3f')} pts (one seed: no test of a shift)")
+        lines.append(f"{r.optimizer}, {r.mode}: {shift_text}; det atypical in {int(typical.loc[k, 'atypical'].sum())}/"
+                     f"{int(typical.loc[k, 'p'].notna().sum())} tested configurations (prediction test, Holm); "
+                     f"noise sd {_fmt(np.nanmedian(spread.loc[key, 'std_pts']) if spread.loc[key, 'std_pts'].notna().any() else np.nan, '.3f')} pts "
+                     f"(median over configurations); {share_text}; paper's Table V: {paper['sig_holm']}/{paper['tested']} tested "
+                     f"significant after Holm ({paper['sig_unadjusted']} unadjusted, of {paper['configs']})")
     lines.append(f"Report: {out / 'report.md'}")
     return "\n".join(lines)
+
+

@@ -30,9 +30,10 @@ def write_trial(root: Path, *, optimizer: str, seed: int, mode: str, repeat: int
                 weights: str = "w", init: str = "i", data: str = "d", finished: bool = True, error: Optional[str] = None,
                 probs: Optional[np.ndarray] = None, last_layer: Optional[list[np.ndarray]] = None,
                 metric: str = "accuracy", truncate_last_line: bool = False, progress_csv: bool = True,
-                restarts: int = 0) -> Path:
+                restarts: int = 0, env: Optional[dict] = None) -> Path:
     """One trial; `scores` are the per-epoch test scores (fractions), the last one is final_metric."""
-    name = f"{optimizer}_seed{seed}_{'det' if mode == 'deterministic' else 'nondet'}_r{repeat}_{seed:05d}_{repeat:05d}"
+    short = {"deterministic": "det", "nondeterministic": "nondet"}.get(mode, mode)
+    name = f"{optimizer}_seed{seed}_{short}_r{repeat}_{seed:05d}_{repeat:05d}"
     directory = root / name
     directory.mkdir(parents=True)
     params = {"dataset": "fixture", "model": "m", "seed": seed, "optimizer": optimizer, "mode": mode, "repeat": repeat,
@@ -46,7 +47,7 @@ def write_trial(root: Path, *, optimizer: str, seed: int, mode: str, repeat: int
             result.update(final_metric=score, final_epoch=epoch, weights_sha256=weights, init_sha256=init, data_sha256=data,
                           runtime_s=runtime_s, energy_j=energy_j, gpu_energy_j=energy_j, nondeterministic_ops=[],
                           restarts=restarts, restart_epochs=[1] * restarts,
-                          env={"gpu": "Fixture GPU", "torch": "2.x", "host": "h"})
+                          env=env or {"gpu": "Fixture GPU", "torch": "2.x", "host": "h"})
         result.update(trial_id=name, done=False, config=params)  # Ray's keys, the config last
         lines.append(json.dumps(result))
     text = "\n".join(lines) + "\n"
@@ -90,3 +91,18 @@ def write_study(root: Path) -> Path:
                             weights=f"{optimizer}{seed}-det" if key == "det" else f"{optimizer}{seed}-{repeat}",
                             init=f"init{seed}", data=f"data{seed}")
     return root
+
+
+def write_config(root: Path, *, optimizer: str, seed: int, det: float, noisy: list[float], digests: Optional[list[str]] = None,
+                 det_copies: int = 2, mode: str = "nondeterministic", det_digest: Optional[str] = None,
+                 env: Optional[dict] = None) -> None:
+    """One configuration in percent: `det_copies` bit-identical deterministic repeats scoring `det`
+    and one run of `mode` per entry of `noisy`; runs with equal `digests` entries are copies."""
+    digests = digests or [f"{optimizer}{seed}-{mode}-{r}" for r in range(len(noisy))]
+    det_digest = det_digest or f"{optimizer}{seed}-det"
+    for r in range(det_copies):
+        write_trial(root, optimizer=optimizer, seed=seed, mode="deterministic", repeat=r, scores=[det / 100],
+                    weights=det_digest, init=f"init{seed}", data=f"data{seed}", env=env)
+    for r, (score, digest) in enumerate(zip(noisy, digests)):
+        write_trial(root, optimizer=optimizer, seed=seed, mode=mode, repeat=r, scores=[score / 100],
+                    weights=digest, init=f"init{seed}", data=f"data{seed}", env=env)

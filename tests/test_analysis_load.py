@@ -66,3 +66,20 @@ def test_a_malformed_progress_csv_falls_back_to_result_json(tmp_path):
     (bad / "progress.csv").write_text("\n".join(lines) + "\n")
     exp = load_experiment(tmp_path)
     assert exp.epochs["metric"].tolist() == [0.1, 0.2, 0.3] and exp.trials["status"].tolist() == ["finished"]
+
+
+def test_keys_ray_writes_after_the_config_are_kept(tmp_path):
+    directory = write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.5, 0.6])
+    lines = (directory / "result.json").read_text().splitlines()
+    lines[-1] = lines[-1][:-1] + ', "time_since_restore": 3.5, "started_at": 1700000000.0}'
+    (directory / "result.json").write_text("\n".join(lines) + "\n")
+    trial = load_experiment(tmp_path).trials.iloc[0]
+    assert trial["started_at"] == 1700000000.0 and trial["final_metric"] == 0.6 and trial["last_metric"] == 0.6
+
+
+def test_a_last_line_that_is_json_but_not_an_object_is_a_note(tmp_path):
+    directory = write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.5, 0.6])
+    with open(directory / "result.json", "a") as f:
+        f.write("42\n")
+    exp = load_experiment(tmp_path)
+    assert exp.trials.iloc[0]["status"] == "finished" and any("skipped its last line" in s for s in exp.skipped)

@@ -1,0 +1,120 @@
+"""Scores and the unit of replication: what every statistic in analysis/ is computed over.
+
+A *configuration* is one (optimizer, seed). Its deterministic repeats are bit-identical by the
+contract (the integrity check says when they are not), so together they are ONE observation: the
+deterministic score. Each other mode present (the paper's "nondeterministic", and any mode that
+takes it apart) is a *noisy mode*; a configuration's runs in one noisy mode are a *cell*.
+
+Runs of a cell that end with the same weights_sha256 are copies of one outcome (the autotuner
+picked the same kernels, or no kernel differed). They are real outcomes of the process, so
+estimates of spread use every run; tests that assume independent continuous draws are repeated on
+the distinct outcomes, one score per digest, and say so.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+CONFIG = ["optimizer", "seed"]
+CELL = ["optimizer", "seed", "mode"]
+DET = "deterministic"
+PAPER_NOISY = "nondeterministic"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Finished trials that have a finite score, and one note per trial left out or patched."""
+
+    done: pd.DataFrame
+    notes: list[str]
+    nan_trials: tuple[str, ...]  # finished trials whose score is NaN, left out of `done`
+
+
+def finished(trials: pd.DataFrame) -> Scored:
+    """Finished trials with `score` = the primary test metric of the selected epoch, in percent.
+
+    A trial whose last result lacks final_metric (an older trainable) is scored by its last
+    epoch's metric; a NaN score (AUC with one class present) is left out. Both are noted here,
+    once, so that no table drops or patches a trial silently.
+    """
+    done = trials[trials["status"] == "finished"].copy()
+    notes: list[str] = []
+    final = pd.to_numeric(done.get("final_metric", pd.Series(np.nan, index=done.index)), errors="coerce")
+    last = pd.to_numeric(done.get("last_metric", pd.Series(np.nan, index=done.index)), errors="coerce")
+    reported = done["final_metric_reported"] if "final_metric_reported" in done else pd.Series(True, index=done.index)
+    patched = ~reported.astype(bool) & last.notna()
+    for name in done.loc[patched, "trial"]:
+        notes.append(f"{name}: no final_metric in its last result; scored by its last epoch's metric")
+    score = final.where(~patched, last)
+    nan_trials = tuple(done.loc[score.isna(), "trial"])
+    notes += [f"{name}: score is NaN (e.g. AUC with one class present); excluded from every table" for name in nan_trials]
+    # why: x100 turns 0.933 into 93.30000000000001; the rounding keeps that noise out of the CSVs
+    done["score"] = (score * 100).round(10)
+    return Scored(done[done["score"].notna()], notes, nan_trials)
+
+
+def noisy_modes(done: pd.DataFrame) -> list[str]:
+    """Every mode but deterministic present in `done`, the paper's first, then by name."""
+    modes = sorted(set(done["mode"]) - {DET})
+    return sorted(modes, key=lambda m: (m != PAPER_NOISY, m))
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One configuration's runs in one noisy mode, and its deterministic observation."""
+
+    optimizer: str
+    seed: int
+    mode: str
+    det: float  # the deterministic score (mean of its bit-identical repeats); NaN if none finished
+    det_digest: str | None
+    scores: np.ndarray  # every run of the noisy mode, in percent
+    digests: np.ndarray  # weights_sha256 of each run, aligned with scores
+
+    @property
+    def n(self) -> int:
+        return len(self.scores)
+
+    @property
+    def distinct(self) -> np.ndarray:
+        """One score per distinct weights digest (their mean: an evaluation may differ by a hair)."""
+        if not self.n:
+            return self.scores
+        return pd.Series(self.scores).groupby(self.digests, sort=False).mean().to_numpy()
+
+    @property
+    def n_distinct(self) -> int:
+        return len(set(self.digests))
+
+    @property
+    def n_equal_det(self) -> int:
+        return int((self.digests == self.det_digest).sum()) if self.det_digest is not None else 0
+
+    @property
+    def copies_note(self) -> str:
+        """Why a test on every run may mislead here, or "" when every run is its own outcome."""
+        if self.n_distinct == self.n:
+            return ""
+        sizes = pd.Series(self.digests).value_counts()
+        return f"{int(sizes[sizes > 1].sum())} of {self.n} runs are bit-identical copies ({self.n_distinct} distinct outcomes)"
+
+
+def cells(done: pd.DataFrame) -> Iterator[Cell]:
+    """Every (optimizer, seed, noisy mode) with at least one run or a deterministic score."""
+    for mode in noisy_modes(done):
+        for (optimizer, seed), group in done.groupby(CONFIG, sort=True):
+            det = group[group["mode"] == DET]
+            noisy = group[group["mode"] == mode]
+            if noisy.empty and det.empty:
+                continue
+            yield Cell(optimizer=optimizer, seed=seed, mode=mode,
+                       det=float(det["score"].mean()) if len(det) else np.nan,
+                       det_digest=det["weights_sha256"].iloc[0] if len(det) else None,
+                       scores=noisy["score"].to_numpy(dtype=float), digests=noisy["weights_sha256"].astype(str).to_numpy())
+
+
+def cell_key(cell: Cell) -> dict[str, object]:
+    return {"optimizer": cell.optimizer, "seed": cell.seed, "mode": cell.mode}
