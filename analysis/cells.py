@@ -96,7 +96,7 @@ class Cell:
     @property
     def copies_note(self) -> str:
         """Why a test on every run may mislead here, or "" when every run is its own outcome."""
-        if self.n_distinct == self.n:
+        if self.n_distinct in (1, self.n):  # all alike says "no variation" instead
             return ""
         sizes = pd.Series(self.digests).value_counts()
         return f"{int(sizes[sizes > 1].sum())} of {self.n} runs are bit-identical copies ({self.n_distinct} distinct outcomes)"

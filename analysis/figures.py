@@ -15,7 +15,7 @@ from analysis.cells import DET, noisy_modes  # noqa: E402
 
 
 def _optimizer_axes(n: int, width: float = 5.5, height: float = 4.0):
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False, constrained_layout=True)
+    fig, axes = plt.subplots(1, n, figsize=(max(7.0, width * n), height), squeeze=False, constrained_layout=True)
     return fig, axes[0]
 
 
@@ -47,7 +47,7 @@ def metric_distribution(done: pd.DataFrame, metric: str, out: Path) -> Path:
         ax.set_title(optimizer)
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="best", fontsize=8)
-    fig.suptitle(f"Test {metric} per configuration: runs of each noisy mode around the deterministic run (black)")
+    fig.suptitle(f"Test {metric}: each noisy mode's runs beside the deterministic run (black)")
     return _save(fig, out / "metric_distribution.png")
 
 

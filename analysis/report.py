@@ -8,10 +8,9 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from analysis import artifacts, figures, stats
+from analysis import artifacts, figures, sources, stats
 from analysis.cells import DET, finished
 from analysis.display import markdown, p_value
 from analysis.load import Experiment
@@ -69,6 +68,9 @@ def tables_for(experiment: Experiment, done: pd.DataFrame, options: ReportOption
             "seed_vs_cuda": stats.seed_vs_cuda(done, confidence),
             "power": stats.power_table(done, options.deltas_pts, options.alpha, options.power),
             "table6_energy": stats.table6_energy(done, options.board_power_w, options.carbon_kg_per_kwh),
+            "sources": sources.sources(done, confidence),
+            "sources_pooled": sources.sources_pooled(done, confidence),
+            "mode_cost": sources.mode_cost(done, experiment.epochs),
             "churn": artifacts.churn(experiment.path, experiment.trials, experiment.skipped),
             "similarity": artifacts.similarity(experiment.path, experiment.trials, experiment.skipped),
         }
@@ -107,8 +109,8 @@ def integrity_text(tables: dict) -> str:
 
 def outcome_lines(outcomes: pd.DataFrame) -> list[str]:
     """'nondeterministic repeats: 14 distinct of 20; 2 equal the deterministic digest' per mode."""
-    return [f"{r.mode} repeats: {r.distinct} distinct of {r.runs}; {r.equal_det} equal the deterministic digest"
-            for r in outcomes.itertuples()]
+    return [f"{r.mode} repeats: {r.distinct} distinct outcomes of {r.runs} runs in {r.configs} configurations; "
+            f"{r.equal_det} equal the deterministic digest" for r in outcomes.itertuples()]
 
 
 SECTIONS = [
@@ -148,6 +150,11 @@ SECTIONS = [
     ("Repeats needed", "power",
      "Runs the paper's one-sample t-test needs to detect a true shift of that many points with power {power:g} at alpha "
      "{alpha:g}, from the pooled within-configuration std (df beside it). 2 is the floor: read it as ≤ 2."),
+    ("What each mode costs", "mode_cost",
+     "Minutes per trial and seconds per epoch after the first (the first holds cuDNN's autotuning where benchmark is on), "
+     "against deterministic; reproducible: every configuration's repeats of the mode ended bit-identical (deterministic: "
+     "by the contract, which the integrity check tests where it has 2 or more repeats). Trials that shared a GPU ran beside "
+     "other modes, so timings of a packed study carry their neighbours; bench/determinism_overhead.py measures a mode alone."),
     ("Table VI: energy and CO2", "table6_energy",
      "kWh from the GPU's energy counter where recorded (measured), otherwise {board:g} W x runtime x GPU share; CO2 at {carbon:g} kg per kWh."),
     ("Prediction churn", "churn",
@@ -180,6 +187,15 @@ def _markdown(experiment: Experiment, metric: str, tables: dict, pngs: list[Path
     for title, key, sentence in SECTIONS:
         text = sentence.format(level=level, power=o.power, alpha=o.alpha, board=o.board_power_w, carbon=o.carbon_kg_per_kwh)
         s += [f"## {title}", "", text, "", markdown(tables[key]), ""]
+    if not tables["sources_pooled"].empty:
+        s += ["## Where the noise comes from", "",
+              "autotuner-only keeps every kernel deterministic but lets cuDNN time and pick them in each process; kernels-only "
+              "fixes cuDNN's pick but allows non-deterministic kernels. *_share = that mode's within-seed variance / the paper "
+              f"mode's, with its {level} F interval: 1 means that source alone reproduces all the paper's noise. sum_share near 1 "
+              "(adds_up: its interval holds 1) is what two independent, additive sources would give; a sum well above 1 means each "
+              "source alone already produces the full spread.", "",
+              *[f"- {line}" for line in sources.source_lines(tables["sources_pooled"], tables["mode_cost"])], "",
+              "Pooled over seeds:", "", markdown(tables["sources_pooled"]), "", "Per configuration:", "", markdown(tables["sources"]), ""]
     sim = tables["similarity"]
     if not sim.empty:
         last = sim[sim["epoch"] == sim.groupby(["optimizer", "seed", "mode"])["epoch"].transform("max")]
@@ -194,6 +210,40 @@ def _fmt(value: float, spec: str = ".2f") -> str:
     return "–" if pd.isna(value) else format(value, spec)
 
 
+def _finding(tables: dict, shift, o: ReportOptions) -> str:  # noqa: ANN001 (a mode_shift row)
+    """One optimizer and mode in a sentence: the shift over seeds, typicality, noise, the paper's test."""
+    def rows(name: str) -> pd.DataFrame:
+        t = tables[name]
+        return t[(t["optimizer"] == shift.optimizer) & (t["mode"] == shift.mode)]
+
+    spread, typical, paper, share = rows("table3_spread"), rows("typicality"), rows("table5_ttest").iloc[0], rows("seed_vs_cuda")
+    if (spread["n_distinct"] <= 1).all():
+        return (f"no run differed from its repeats in any of {len(spread)} configurations: no CUDA noise observed, "
+                "so no test applies")
+    level = f"{1 - o.alpha:.0%}"
+    if shift.seeds < 2:
+        moved = f"det - mean = {_fmt(shift.shift_pts, '+.3f')} pts (one seed: a shift needs >= 2 seeds to test)"
+    elif pd.isna(shift.p):
+        moved = f"det - mean = {_fmt(shift.shift_pts, '+.3f')} pts in every one of {shift.seeds} seeds"
+    else:
+        moved = (f"det - mean = {_fmt(shift.shift_pts, '+.3f')} pts over {shift.seeds} seeds ({level} CI "
+                 f"{_fmt(shift.shift_lo, '+.3f')} to {_fmt(shift.shift_hi, '+.3f')}; p {p_value(shift.p)}, exact {p_value(shift.p_exact)})")
+    tested = int(typical["p"].notna().sum())
+    typical_text = (f"det atypical in {int(typical['atypical'].sum())} of {tested} testable configurations (prediction test, Holm)"
+                    if tested else "no configuration varied enough to test det's typicality")
+    sd = spread["std_pts"].dropna()
+    noise = f"noise sd {sd.median():.3f} pts (median over configurations)" if len(sd) else "noise sd –"
+    if share.empty or pd.isna(share["share_cuda"].iloc[0]):
+        noise += "; CUDA's share of the variance needs >= 2 seeds"
+    else:
+        c = share.iloc[0]
+        noise += (f"; CUDA noise {c['share_cuda']:.0%} of the variance"
+                  + (f" ({level} CI {c['share_cuda_lo']:.0%}-{c['share_cuda_hi']:.0%})" if pd.notna(c["share_cuda_lo"]) else ""))
+    table5 = (f"paper's Table V: {paper['sig_holm']} of {paper['tested']} testable configurations significant after Holm "
+              f"({paper['sig_unadjusted']} unadjusted; {paper['configs']} in all)")
+    return "; ".join([moved, typical_text, noise, table5])
+
+
 def _summary(experiment: Experiment, tables: dict, out: Path, o: ReportOptions) -> str:
     lines = []
     if not tables["integrity"].empty:
@@ -203,24 +253,9 @@ def _summary(experiment: Experiment, tables: dict, out: Path, o: ReportOptions) 
     lines += outcome_lines(tables["outcomes"])
     if experiment.skipped:
         lines.append(f"Skipped while loading or scoring: {len(experiment.skipped)} item(s), listed in report.md")
-    shift, share, spread = tables["mode_shift"], tables["seed_vs_cuda"], tables["table3_spread"]
-    typical, t5 = tables["typicality"], tables["table5_ttest"]
-    for r in shift.itertuples():
-        key = (spread["optimizer"] == r.optimizer) & (spread["mode"] == r.mode)
-        k = (typical["optimizer"] == r.optimizer) & (typical["mode"] == r.mode)
-        paper = t5[(t5["optimizer"] == r.optimizer) & (t5["mode"] == r.mode)].iloc[0]
-        cuda = share[(share["optimizer"] == r.optimizer) & (share["mode"] == r.mode)]
-        share_text = ("share of variance needs >= 2 seeds" if cuda.empty or pd.isna(cuda["share_cuda"].iloc[0])
-                      else f"CUDA noise {cuda['share_cuda'].iloc[0]:.0%} of the variance "
-                           f"({_fmt(cuda['share_cuda_lo'].iloc[0] * 100, '.0f')}-{_fmt(cuda['share_cuda_hi'].iloc[0] * 100, '.0f')}%)")
-        shift_text = (f"det - {r.mode} = {_fmt(r.shift_pts, '+.3f')} pts over {r.seeds} seeds "
-                      f"({1 - o.alpha:.0%} CI {_fmt(r.shift_lo, '+.3f')} to {_fmt(r.shift_hi, '+.3f')}, p {p_value(r.p)}, exact {p_value(r.p_exact)})"
-                      if r.seeds >= 2 else f"det - {r.mode} = {_fmt(r.shift_pts, '+.3f')} pts (one seed: no test of a shift)")
-        lines.append(f"{r.optimizer}, {r.mode}: {shift_text}; det atypical in {int(typical.loc[k, 'atypical'].sum())}/"
-                     f"{int(typical.loc[k, 'p'].notna().sum())} tested configurations (prediction test, Holm); "
-                     f"noise sd {_fmt(np.nanmedian(spread.loc[key, 'std_pts']) if spread.loc[key, 'std_pts'].notna().any() else np.nan, '.3f')} pts "
-                     f"(median over configurations); {share_text}; paper's Table V: {paper['sig_holm']}/{paper['tested']} tested "
-                     f"significant after Holm ({paper['sig_unadjusted']} unadjusted, of {paper['configs']})")
+    for r in tables["mode_shift"].itertuples():
+        lines.append(f"{r.optimizer}, {r.mode}: {_finding(tables, r, o)}")
+    lines += sources.source_lines(tables["sources_pooled"], tables["mode_cost"])
     lines.append(f"Report: {out / 'report.md'}")
     return "\n".join(lines)
 

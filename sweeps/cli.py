@@ -13,7 +13,7 @@ from typing import NoReturn, Optional, Sequence
 
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
-from trainables.config import OPTIMIZERS
+from trainables.config import MODES, OPTIMIZERS, PAPER_MODES
 
 
 class UsageError(Exception):
@@ -76,7 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default="data", help="where the data set lives or is downloaded to")
     p.add_argument("--seeds", help="comma-separated integer seeds; " + _preset_help("seeds"))
     p.add_argument("--optimizers", help=f"comma-separated, of {', '.join(OPTIMIZERS)}; " + _preset_help("optimizers"))
-    p.add_argument("--repeats", type=int, help="non-deterministic repeats per configuration; " + _preset_help("repeats"))
+    p.add_argument("--modes", default=",".join(PAPER_MODES),
+                   help="comma-separated CUDA modes, deterministic among them, or 'all'. deterministic and "
+                        "nondeterministic are the paper's; autotuner-only keeps every kernel deterministic but lets "
+                        "cuDNN time and pick them per process; kernels-only fixes cuDNN's pick (no benchmark) but "
+                        "allows non-deterministic kernels. Each isolates one source of the paper's noise")
+    p.add_argument("--repeats", type=int, help="repeats per configuration of each mode but deterministic; " + _preset_help("repeats"))
     p.add_argument("--det-repeats", type=int,
                    help="deterministic repeats per configuration; 2 or more proves bitwise reproducibility; " + _preset_help("det_repeats"))
     p.add_argument("--epochs", type=int, help="training epochs per trial; " + _preset_help("epochs"))
@@ -122,6 +127,19 @@ def _ints(flag: str, text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _modes(text: str) -> tuple[str, ...]:
+    """--modes: 'all', or names of MODES with deterministic among them, in MODES' order."""
+    names = [m.strip() for m in text.split(",")] if text.strip() != "all" else list(MODES)
+    for name in names:
+        if name not in MODES:
+            raise UsageError(f"--modes: unknown {name!r}; known: {', '.join(MODES)}, or all")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--modes: {text!r} lists a mode twice")
+    if "deterministic" not in names or len(names) < 2:
+        raise UsageError("--modes: needs deterministic (the reference) and at least one other mode")
+    return tuple(m for m in MODES if m in names)
+
+
 def parse_value(text: str) -> object:
     """--set value: JSON-like literals (numbers, true/false, lists), else the string itself."""
     import json
@@ -146,6 +164,7 @@ def parse(argv: Sequence[str]) -> Study:
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise UsageError(f"--optimizers: unknown {o!r}; known: {', '.join(OPTIMIZERS)}")
+    modes = _modes(args.modes)
     repeats = study["repeats"] if args.repeats is None else args.repeats
     det_repeats = study["det_repeats"] if args.det_repeats is None else args.det_repeats
     for flag, value in (("--repeats", repeats), ("--det-repeats", det_repeats)):
@@ -206,7 +225,7 @@ def parse(argv: Sequence[str]) -> Study:
         if key in ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share"):
             raise UsageError(f"--set: {key} is set by its own flag or by the grid, not by --set")
         overrides[key] = parse_value(text)
-    spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides)
+    spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides, modes)
     try:
         trials = build_trials(spec)
     except (TypeError, ValueError) as exc:

@@ -3,18 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainables.config import MODES, TrialConfig
+from trainables.config import PAPER_MODES, TrialConfig
 
 
 @dataclass(frozen=True)
 class GridSpec:
     seeds: tuple[int, ...]
     optimizers: tuple[str, ...]
-    repeats: int  # non-deterministic repeats per configuration
+    repeats: int  # repeats per configuration of each mode but deterministic
     det_repeats: int  # deterministic repeats per configuration
     trial: dict = field(default_factory=dict)  # TrialConfig fields shared by every trial
     per_optimizer: dict = field(default_factory=dict)  # optimizer -> fields for it alone
     overrides: dict = field(default_factory=dict)  # CLI values; they beat both of the above
+    modes: tuple[str, ...] = PAPER_MODES  # deterministic first: the reference every other mode is compared with
 
 
 def build_trials(spec: GridSpec) -> list[dict]:
@@ -25,7 +26,7 @@ def build_trials(spec: GridSpec) -> list[dict]:
     trials = []
     for seed in spec.seeds:
         for optimizer in spec.optimizers:
-            for mode in MODES:
+            for mode in spec.modes:
                 for repeat in range(spec.det_repeats if mode == "deterministic" else spec.repeats):
                     config = {**spec.trial, **spec.per_optimizer.get(optimizer, {}), **spec.overrides,
                               "seed": seed, "optimizer": optimizer, "mode": mode, "repeat": repeat}
@@ -33,7 +34,10 @@ def build_trials(spec: GridSpec) -> list[dict]:
     return trials
 
 
+SHORT_MODE = {"deterministic": "det", "nondeterministic": "nondet", "autotuner-only": "autotuner", "kernels-only": "kernels"}
+
+
 def trial_label(config: dict) -> str:
     """Short, readable name of a trial: optimizer, seed, mode, repeat (TensorBoard shows it)."""
-    mode = "det" if config["mode"] == "deterministic" else "nondet"
+    mode = SHORT_MODE[config["mode"]]
     return f"{config['optimizer']}_seed{config['seed']}_{mode}_r{config['repeat']}"

@@ -82,7 +82,7 @@ def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):
                 "table6_energy", "churn", "similarity"):
         assert (out / f"{csv}.csv").is_file()
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("Integrity OK") and lines[1].startswith("nondeterministic repeats: 18 distinct of 18;")
+    assert lines[0].startswith("Integrity OK") and lines[1].startswith("nondeterministic repeats: 18 distinct outcomes of 18 runs in 5 configurations;")
     assert len(lines) <= 6 and "nan" not in proc.stdout
 
 
@@ -95,7 +95,7 @@ def test_the_report_reads_right_at_a_glance(tmp_path):
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "out" / "report.md").read_text()
     assert "4 of 6 runs are bit-identical copies" in report and "no variation among 4 runs" in report
-    assert "nondeterministic repeats: 4 distinct of 10; 0 equal the deterministic digest" in report
+    assert "nondeterministic repeats: 4 distinct outcomes of 10 runs in 2 configurations; 0 equal the deterministic digest" in report
     assert "4.2e-04" in report and "0.056" in report  # the paper's p and the one on distinct outcomes
     assert re.search(r"\| *6 *\| *3 *\|", report)  # n and n_distinct print as integers
     assert not re.search(r"\b\d+\.000\b", report.split("## Table III")[0].split("## Integrity")[1])  # no 6.000, 2.000

@@ -10,7 +10,9 @@ import dataclasses
 import typing
 from dataclasses import dataclass
 
-MODES = ("deterministic", "nondeterministic")
+# the paper's two CUDA settings, then the two that take its difference apart (trainables.determinism.SWITCHES)
+MODES = ("deterministic", "nondeterministic", "autotuner-only", "kernels-only")
+PAPER_MODES = MODES[:2]
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine", "plateau", "constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
@@ -27,7 +29,7 @@ class TrialConfig:
     # the grid axes: (seed, optimizer) is a configuration; mode and repeat make it a trial
     seed: int  # seeds Python, NumPy, torch, the data order and every augmentation draw
     optimizer: str  # adam | sgd
-    mode: str  # deterministic | nondeterministic (the paper's two CUDA settings)
+    mode: str  # deterministic | nondeterministic (the paper's two) | autotuner-only | kernels-only (trainables.determinism)
     repeat: int  # repeat index; deliberately feeds no RNG, so repeats differ only by CUDA
     # optimisation
     epochs: int  # passes over the training split

@@ -1,14 +1,21 @@
-"""The determinism contract (DESIGN.md), applied inside the trial process before any CUDA work.
+"""The determinism contract, applied inside the trial process before any CUDA work.
 
-Both modes get identical seeding, precision flags and cuBLAS workspace; they differ only in the
-three switches that the reference study toggled: deterministic algorithms, cudnn.deterministic
-and cudnn.benchmark. Anything else that differed would be measured as "CUDA noise".
+Every mode gets identical seeding, precision flags and cuBLAS workspace; modes differ only in the
+three switches that the reference study toggled together: deterministic algorithms,
+cudnn.deterministic and cudnn.benchmark. Anything else that differed would be measured as "CUDA
+noise". Two physical sources hide behind the paper's non-deterministic setting, and a mode each
+isolates one:
+- the autotuner: with cudnn.benchmark on, each process times candidate kernels and may pick
+  another one than the last process did (autotuner-only keeps every kernel deterministic);
+- the kernels: some are not bitwise reproducible even when the same one runs, e.g. those that
+  accumulate with atomics (kernels-only fixes cuDNN's choice by its heuristic instead of timing).
 """
 from __future__ import annotations
 
 import os
 import random
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -16,6 +23,20 @@ import torch
 # why: cuBLAS needs a fixed workspace for deterministic results; set in both modes so the modes
 # differ only in the switches below (":4096:8" is the larger of the two values NVIDIA documents).
 CUBLAS_WORKSPACE = ":4096:8"
+
+
+class Switches(NamedTuple):
+    deterministic_algorithms: bool  # torch.use_deterministic_algorithms: only deterministic kernels, or fail
+    cudnn_deterministic: bool  # cuDNN may pick only deterministic convolution algorithms
+    cudnn_benchmark: bool  # cuDNN times the candidates in this process and keeps the fastest
+
+
+SWITCHES = {
+    "deterministic": Switches(True, True, False),
+    "nondeterministic": Switches(False, False, True),  # the paper's setting: both sources at once
+    "autotuner-only": Switches(True, True, True),  # runs can differ only through which deterministic kernel wins the timing
+    "kernels-only": Switches(False, False, False),  # one heuristic choice; runs differ only inside non-deterministic kernels
+}
 
 
 def seed_everything(seed: int) -> None:
@@ -40,12 +61,18 @@ def apply(mode: str, seed: int, conv_tf32: bool, matmul_tf32: bool, warn_only: b
     if os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE) != CUBLAS_WORKSPACE:
         raise RuntimeError(f"CUBLAS_WORKSPACE_CONFIG is {os.environ['CUBLAS_WORKSPACE_CONFIG']!r}; "
                            f"the study needs {CUBLAS_WORKSPACE!r} in both modes")
+    switches = SWITCHES[mode]
     seed_everything(seed)
     set_precision(conv_tf32, matmul_tf32)
-    deterministic = mode == "deterministic"
-    torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = not deterministic  # the paper's non-deterministic setting
+    torch.use_deterministic_algorithms(switches.deterministic_algorithms, warn_only=warn_only)
+    torch.backends.cudnn.deterministic = switches.cudnn_deterministic
+    torch.backends.cudnn.benchmark = switches.cudnn_benchmark
+
+
+def current() -> Switches:
+    """The three switches as torch holds them now (recorded with each trial's result)."""
+    return Switches(torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+                    torch.backends.cudnn.benchmark)
 
 
 class NondeterministicOpLog:

@@ -264,7 +264,8 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                     gpu_energy_j=total_joules,
                     energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
                     nondeterministic_ops=list(track.ops), restarts=len(track.restart_epochs),
-                    restart_epochs=list(track.restart_epochs), env=describe(device))
+                    restart_epochs=list(track.restart_epochs),
+                    env={**describe(device), **determinism.current()._asdict()})  # why: the switches as this process ran
             tracking = {**track.to_state(), "elapsed_s": track.elapsed_s + time.perf_counter() - started,
                         "gpu_joules": total_joules}
             report(metrics, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
