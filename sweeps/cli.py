@@ -69,7 +69,7 @@ def _preset_help(key: str) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python sweeps/run.py", formatter_class=_DefaultsFormatter,
                 description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
-                            "every (seed, optimizer) configuration is trained R times non-deterministically "
+                            "every (seed, optimizer) configuration is trained R times in each noisy mode (by default the paper's non-deterministic one) "
                             "and D times deterministically, everything else held fixed.")
     p.add_argument("--dataset", default="digits",
                    help=f"preset: {', '.join(d for d in PRESETS if d != 'folder')}, or folder:PATH for one sub-folder of images per class")
