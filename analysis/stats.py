@@ -84,9 +84,10 @@ def runtime(done: pd.DataFrame) -> pd.DataFrame:
     for mode in noisy_modes(done):
         for optimizer, seed in sorted({(o, s) for o, s, _ in mean.index}):
             det, noisy = mean.get((optimizer, seed, DET), np.nan), mean.get((optimizer, seed, mode), np.nan)
+            note = _notes("no deterministic run finished" if np.isnan(det) else "", "no run of this mode finished" if np.isnan(noisy) else "")
             rows.append({"optimizer": optimizer, "seed": seed, "mode": mode, "det_min": det, "mode_min": noisy,
-                         "diff_min": det - noisy, "diff_rel_pct": (det - noisy) / noisy * 100})
-    return _frame(rows, [*CELL, "det_min", "mode_min", "diff_min", "diff_rel_pct"])
+                         "diff_min": det - noisy, "diff_rel_pct": (det - noisy) / noisy * 100, "note": note})
+    return _frame(rows, [*CELL, "det_min", "mode_min", "diff_min", "diff_rel_pct", "note"])
 
 
 def typicality(done: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:

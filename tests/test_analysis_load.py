@@ -39,10 +39,11 @@ def test_errored_running_and_truncated_trials_are_kept_and_explained(tmp_path):
     assert np.isnan(exp.trials.loc[exp.trials["status"] != "finished", "final_metric"].astype(float)).all()
 
 
-def test_loading_needs_no_ray(tmp_path):
+def test_the_analysis_needs_neither_torch_nor_ray(tmp_path):
     write_study(tmp_path)
-    code = ("import sys; from analysis import load_experiment; e = load_experiment(sys.argv[1]); "
-            "assert len(e.trials) == 24; assert 'ray' not in sys.modules and 'trainables' not in sys.modules and 'sweeps' not in sys.modules")
+    code = ("import sys; from analysis import load_experiment, report, compare, sources; e = load_experiment(sys.argv[1]); "
+            "report.build(e, __import__('pathlib').Path(sys.argv[1]) / 'out'); assert len(e.trials) == 24; "
+            "assert not {'ray', 'torch', 'trainables', 'sweeps'} & set(sys.modules), sorted(sys.modules)")
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, check=True)
 
 
