@@ -10,11 +10,12 @@ SPLIT = {"test": 0.1, "val": 0.2, "seed": 0}  # 90/10 trainval/test, then 80/20 
 
 def prepare(data_dir: Path) -> None:
     """Check the layout and decode every image once, writing the split manifest."""
-    load(data_dir)
+    load(data_dir, verify_files=True)
 
 
-def load(data_dir: Path) -> FileSplits:
-    return load_or_make(data_dir, class_folders(data_dir), **SPLIT)
+def load(data_dir: Path, verify_files: bool = False) -> FileSplits:
+    """The split; verify_files: check every file against the manifest (the driver's prepare does)."""
+    return load_or_make(data_dir, class_folders(data_dir), **SPLIT, verify_files=verify_files)
 
 
 def num_classes(data_dir: Path) -> int:

@@ -42,7 +42,7 @@ def prepare(data_dir: Path) -> None:
     read the layout and split it once."""
     if _is_empty(data_dir):
         download(data_dir)
-    load(data_dir)
+    load(data_dir, verify_files=True)
 
 
 def _is_empty(data_dir: Path) -> bool:
@@ -92,5 +92,6 @@ def download(data_dir: Path) -> None:
     shutil.rmtree(staging)
 
 
-def load(data_dir: Path) -> FileSplits:
-    return load_or_make(data_dir, class_dirs(data_dir), **SPLIT)
+def load(data_dir: Path, verify_files: bool = False) -> FileSplits:
+    """The split; verify_files: check every file against the manifest (the driver's prepare does)."""
+    return load_or_make(data_dir, class_dirs(data_dir), **SPLIT, verify_files=verify_files)

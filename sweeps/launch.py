@@ -12,6 +12,7 @@ from typing import Optional
 from sweeps.cli import Study, UsageError
 from sweeps.grid import trial_label
 from trainables.determinism import CUBLAS_WORKSPACE
+from datasets.image_folder import SPLITS_DIR_ENV
 from trainables.environment import GIT_COMMIT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +90,8 @@ def resolve_gpus(study: Study, cpus: float, gpus: float, where: str = "this Ray 
 def start_ray(study: Study, log_file: Path) -> None:
     import ray
 
-    env_vars = {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, GIT_COMMIT_ENV: git_commit() or ""}
+    env_vars = {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, GIT_COMMIT_ENV: git_commit() or "",
+                SPLITS_DIR_ENV: os.environ.get(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))}
     runtime_env: dict = {"env_vars": env_vars}
     if study.address:
         runtime_env.update(working_dir=str(REPO_ROOT), excludes=UPLOAD_EXCLUDES)

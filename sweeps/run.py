@@ -6,6 +6,7 @@ with one row per configuration and mode. Exit code 0 only if every trial finishe
 """
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -39,6 +40,7 @@ def main(argv: list[str]) -> int:
 
     from analysis import load_experiment
     from datasets import DataError, get_dataset, reader_options
+    from datasets.image_folder import SPLITS_DIR_ENV
     from sweeps import launch
     from sweeps.summary import format_summary, summary_rows
 
@@ -58,6 +60,8 @@ def main(argv: list[str]) -> int:
     try:
         if study.address is None:  # local: everything is known before Ray starts
             gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources(), where="this machine (where Ray starts) has")
+        # why: a read-only data directory keeps its split manifest here, for the driver and every trial
+        os.environ.setdefault(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))
         # why: the driver fetches the data once; the trials only read it
         get_dataset(study.dataset).prepare(study.data_dir, **reader_options(study.dataset, study.trials[0]))
         launch.check_pretrained(study.trials[0])
