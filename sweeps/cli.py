@@ -13,7 +13,10 @@ from typing import NoReturn, Optional, Sequence
 
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
-from trainables.config import MODES, OPTIMIZERS, PAPER_MODES
+from trainables.config import MAX_SEED, MODES, OPTIMIZERS, PAPER_MODES
+
+MAX_REPEATS = 1000  # per configuration and mode: far beyond any study's need, and the grid stays in memory
+MAX_TRIALS = 100_000  # the whole grid
 
 
 class UsageError(Exception):
@@ -119,8 +122,8 @@ def _ints(flag: str, text: str) -> tuple[int, ...]:
             value = int(part.strip())
         except ValueError:
             raise UsageError(f"{flag}: {part.strip()!r} is not an integer") from None
-        if value < 0:
-            raise UsageError(f"{flag}: {value} is negative; seeds must be >= 0")
+        if not 0 <= value <= MAX_SEED:
+            raise UsageError(f"{flag}: {value} is outside 0..{MAX_SEED}, the range every seeded library takes")
         values.append(value)
     if len(set(values)) != len(values):
         raise UsageError(f"{flag}: {text!r} lists a seed twice")
@@ -160,16 +163,21 @@ def parse(argv: Sequence[str]) -> Study:
     preset = PRESETS[dataset]
     study = preset["study"]
     seeds = _ints("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
-    optimizers = tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers else study["optimizers"]
+    optimizers = tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers is not None else study["optimizers"]
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise UsageError(f"--optimizers: unknown {o!r}; known: {', '.join(OPTIMIZERS)}")
+    if len(set(optimizers)) != len(optimizers):
+        raise UsageError(f"--optimizers: {args.optimizers!r} lists an optimizer twice")
     modes = _modes(args.modes)
     repeats = study["repeats"] if args.repeats is None else args.repeats
     det_repeats = study["det_repeats"] if args.det_repeats is None else args.det_repeats
     for flag, value in (("--repeats", repeats), ("--det-repeats", det_repeats)):
-        if value < 1:
-            raise UsageError(f"{flag}: must be at least 1, got {value}")
+        if not 1 <= value <= MAX_REPEATS:
+            raise UsageError(f"{flag}: must be between 1 and {MAX_REPEATS}, got {value}")
+    size = len(seeds) * len(optimizers) * (det_repeats + repeats * (len(modes) - 1))
+    if size > MAX_TRIALS:
+        raise UsageError(f"--repeats: the grid would hold {size:,} trials; at most {MAX_TRIALS:,}")
     for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
         if value is not None and value < 1:
             raise UsageError(f"{flag}: must be at least 1, got {value}")
@@ -178,11 +186,13 @@ def parse(argv: Sequence[str]) -> Study:
     if args.num_workers is not None and args.num_workers < 0:
         raise UsageError(f"--num-workers: must be >= 0, got {args.num_workers}")
     gpus = args.gpus_per_trial
-    if gpus is not None and (gpus < 0 or (gpus > 1 and not float(gpus).is_integer())):
+    if gpus is not None and (not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and not float(gpus).is_integer())):
         raise UsageError(f"--gpus-per-trial: must be >= 0, and a whole number above 1; got {gpus:g}")
     cpus = study["cpus_per_trial"] if args.cpus_per_trial is None else args.cpus_per_trial
-    if cpus <= 0:
-        raise UsageError(f"--cpus-per-trial: must be positive, got {cpus:g}")
+    if not (cpus > 0 and math.isfinite(cpus)):
+        raise UsageError(f"--cpus-per-trial: must be a positive number, got {cpus:g}")
+    if args.name is not None and (Path(args.name).name != args.name or args.name in ("", ".", "..")):
+        raise UsageError(f"--name: {args.name!r} must be one folder name (no / and not . or ..): it names a folder of --storage-path")
     if args.max_failures < 0:
         raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
     if args.keep_checkpoints < 1:
@@ -222,7 +232,7 @@ def parse(argv: Sequence[str]) -> Study:
         key, sep, text = item.partition("=")
         if not sep:
             raise UsageError(f"--set: {item!r} is not KEY=VALUE")
-        if key in ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share"):
+        if key in ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share", "dataset"):
             raise UsageError(f"--set: {key} is set by its own flag or by the grid, not by --set")
         overrides[key] = parse_value(text)
     spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides, modes)
@@ -230,6 +240,11 @@ def parse(argv: Sequence[str]) -> Study:
         trials = build_trials(spec)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--set: {exc}") from None
+    if args.model is None and trials[0]["model"] != preset["trial"]["model"]:  # a model named through --set
+        from trainables.models import is_known_model, unknown_model_message
+
+        if not is_known_model(trials[0]["model"]):
+            raise UsageError(f"--set: model: {unknown_model_message(trials[0]['model'])}")
     _check_streamed(preset["trial"]["dataset"], trials[0])
     return Study(preset=dataset, dataset=preset["trial"]["dataset"], data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
                  cpus_per_trial=cpus, max_concurrent=args.max_concurrent,

@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from sweeps.cli import UsageError, parse
 from tests.conftest import REPO
 
 CASES = [
@@ -20,7 +21,35 @@ CASES = [
     (["--dataset", "cifar10", "--data-dir", "{empty}"], "cifar10:"),
     (["--dataset", "sdnet", "--model", "airbench_net"], "--model: airbench_net"),
     (["--dataset", "sdnet", "--set", "alternate_flip=true"], "--set: alternate_flip"),
+    (["--gpus-per-trial", "nan"], "--gpus-per-trial"),  # hung forever before
+    (["--cpus-per-trial", "nan"], "--cpus-per-trial"),
+    (["--name", "../../x"], "--name"),  # wrote outside the storage path before
 ]
+
+REFUSED = [  # (argv, the start of the one-line message): each reached the trials, or hung, before
+    (["--set", "model=resnet_does_not_exist"], "--set: model: "),
+    (["--set", "lr=-1"], "--set: trial config: lr must be positive"),
+    (["--set", "lr=NaN"], "--set: trial config: lr must be a finite number"),
+    (["--set", "dataset=cifar10"], "--set: dataset is set by its own flag"),
+    (["--set", "image_size=[-5,-5]"], "--set: trial config: image_size must be two positive sizes"),
+    (["--set", "augment=typo"], "--set: trial config: augment='typo' is not one of none, flip, sdnet, cbis"),
+    (["--set", "beta2=1.5"], "--set: trial config: beta2 must be in [0, 1)"),
+    (["--seeds", "18000000000000"], "--seeds: 18000000000000 is outside 0..4294967295"),
+    (["--gpus-per-trial", "inf"], "--gpus-per-trial"),
+    (["--optimizers", "sgd,sgd"], "--optimizers: 'sgd,sgd' lists an optimizer twice"),
+    (["--optimizers", ""], "--optimizers: unknown ''"),
+    (["--repeats", "100000000"], "--repeats: must be between 1 and 1000"),
+    (["--repeats", "1000", "--seeds", ",".join(map(str, range(60))), "--modes", "all"], "--repeats: the grid would hold"),
+    (["--name", ".."], "--name"),
+    (["--name", "a/b"], "--name"),
+]
+
+
+@pytest.mark.parametrize("argv,starts", REFUSED, ids=[" ".join(c[0])[:40] for c in REFUSED])
+def test_values_are_refused_before_ray_by_the_flag_s_name(argv, starts):
+    with pytest.raises(UsageError) as info:
+        parse(argv)
+    assert str(info.value).startswith(starts) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("argv,starts", CASES, ids=[c[1] for c in CASES])

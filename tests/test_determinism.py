@@ -123,3 +123,17 @@ def test_deterministic_mode_fails_on_an_op_without_a_deterministic_kernel_naming
         assert not torch.backends.cudnn.deterministic and torch.backends.cudnn.benchmark
     finally:
         torch.use_deterministic_algorithms(False)
+
+
+def test_a_diverging_trial_fails_loudly_instead_of_finishing(tmp_path):
+    with pytest.raises(RuntimeError, match=r"epoch 1: the training loss is (nan|inf): training diverged \(lr 1e\+30 too high\?\)"):
+        train(tmp_path, "diverged", mode="deterministic", lr=1e30, optimizer="sgd")
+
+
+def test_a_trial_whose_final_score_is_not_a_number_fails_loudly(tmp_path, monkeypatch):
+    import trainables.loop
+
+    real = trainables.loop.scores
+    monkeypatch.setattr(trainables.loop, "scores", lambda *a: {**real(*a), "auc": float("nan")})  # as with one class in test
+    with pytest.raises(RuntimeError, match="the selected epoch's test auc is nan: AUC needs both classes in the test split"):
+        train(tmp_path, "one-class", mode="deterministic", metrics=["accuracy", "auc"], metric="auc")

@@ -13,7 +13,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # why: its import otherw
 import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
 
-PIPELINES = ("none", "flip", "sdnet", "cbis")
+from trainables.config import AUGMENTS  # noqa: E402
+
+PIPELINES = AUGMENTS  # the names TrialConfig accepts; build() makes each
 
 
 def build(name: str, size: tuple[int, int]) -> A.Compose:

@@ -7,6 +7,7 @@ checked against this dataclass: unknown keys and wrong types are refused, naming
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from dataclasses import dataclass
 
@@ -18,6 +19,8 @@ SCHEDULERS = ("cosine", "plateau", "constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 METRICS = ("accuracy", "f1", "auc")
 SELECTIONS = ("last", "best_val_loss", "best_val_auc")
+AUGMENTS = ("none", "flip", "sdnet", "cbis")  # trainables.augment.PIPELINES (albumentations), named here without importing it
+MAX_SEED = 2**32 - 1  # NumPy's legacy seeding takes no more; every library the trial seeds takes this range
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,8 @@ class TrialConfig:
 
     def _check_choices(self) -> None:
         for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("loss", ("ce", "bce")), ("precision", PRECISIONS),
-                              ("metric", METRICS), ("select", SELECTIONS), ("f1_average", ("macro", "weighted", "binary"))):
+                              ("metric", METRICS), ("select", SELECTIONS), ("f1_average", ("macro", "weighted", "binary")),
+                              ("augment", AUGMENTS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"trial config: {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
         for m in self.metrics:
@@ -118,8 +122,36 @@ class TrialConfig:
             raise ValueError(f"trial config: tta must be 0, 1 or 2, got {self.tta}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"trial config: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        self._check_numbers()
         if self.scheduler == "onecycle" and not 0 < self.warmup_frac < 1:
             raise ValueError(f"trial config: warmup_frac must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}")
+
+
+    def _check_numbers(self) -> None:
+        """Every number finite and in its range: a NaN learning rate otherwise trains NaN to the end."""
+        for f in dataclasses.fields(self):
+            values = getattr(self, f.name)
+            for v in values if isinstance(values, tuple) else (values,):
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(f"trial config: {f.name} must be a finite number, got {v}")
+        if not self.lr > 0:
+            raise ValueError(f"trial config: lr must be positive, got {self.lr:g}")
+        if not min(self.std) > 0:
+            raise ValueError(f"trial config: std must be positive in every channel, got {list(self.std)}")
+        for name in ("momentum", "weight_decay", "min_lr", "gpu_share"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"trial config: {name} must be >= 0, got {getattr(self, name):g}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"trial config: {name} must be in [0, 1), got {getattr(self, name):g}")
+        if not 0 < self.plateau_factor < 1:
+            raise ValueError(f"trial config: plateau_factor must be in (0, 1), got {self.plateau_factor:g}")
+        if self.plateau_patience < 0:
+            raise ValueError(f"trial config: plateau_patience must be >= 0, got {self.plateau_patience}")
+        if not (self.image_size == (0, 0) or min(self.image_size) > 0):
+            raise ValueError(f"trial config: image_size must be two positive sizes (height, width), or [0, 0]; got {list(self.image_size)}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"trial config: seed must be in 0..{MAX_SEED}, got {self.seed}")
 
 
 def _coerce(name: str, value: object, hint: object) -> object:

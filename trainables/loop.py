@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -229,6 +230,8 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                                            "data_s": marks["data"] - marks["setup"], "model_s": marks["model"] - marks["data"],
                                            "first_step_s": marks["first_step"] - marks["model"]}
             train_loss = float(loss_sum) / seen  # the epoch's one host-device sync
+            if not math.isfinite(train_loss):  # why: a diverged run would otherwise finish with a score and a digest
+                raise RuntimeError(f"epoch {epoch}: the training loss is {train_loss}: training diverged (lr {cfg.lr:g} too high?)")
             train_time = time.perf_counter() - epoch_start
             if epoch == 1:
                 track.data_sha256 = data_digest.hexdigest()
@@ -255,6 +258,10 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             joules = energy.joules()
             total_joules = None if joules is None else joules + (track.gpu_joules or 0.0)
             if epoch == cfg.epochs:
+                final = track.chosen_scores[cfg.metric]
+                if not math.isfinite(final):
+                    raise RuntimeError(f"the selected epoch's test {cfg.metric} is {final}"
+                                       + (": AUC needs both classes in the test split" if cfg.metric == "auc" else ""))
                 save_predictions(directory, track.chosen_labels.numpy(), track.chosen_probs.numpy(), track.chosen_epoch)
                 metrics.update(
                     final_metric=track.chosen_scores[cfg.metric], final_epoch=track.chosen_epoch,
