@@ -52,6 +52,10 @@ def main(argv: list[str]) -> int:
     except UsageError as exc:
         fail(str(exc))
     if resume:  # why: a finished study needs no data, weights or Ray, so check before fetching any
+        from sweeps.repair import repair_results
+
+        for note in repair_results(experiment):
+            print(note)
         rows = summary_rows(load_experiment(experiment).trials)
         if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
             print(f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -41,11 +42,28 @@ def finals(experiment: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> dict[str, dict]:
+def reference_run(tmp_path_factory) -> Path:
     storage = tmp_path_factory.mktemp("reference")
     proc = run(storage, "ref")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return finals(storage / "ref")
+    return storage
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run) -> dict[str, dict]:
+    return finals(reference_run / "ref")
+
+
+def test_a_finished_trial_whose_last_line_was_cut_off_is_finished_again(tmp_path, reference_run, reference):
+    shutil.copytree(reference_run / "ref", tmp_path / "ref")
+    victim = sorted((tmp_path / "ref").glob("sgd_seed0_nondet_r1_*/result.json"))[0]
+    text = victim.read_text()
+    victim.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2])  # half the final line, as a kill or a full disk leaves
+    proc = run(tmp_path, "ref")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "its last result was cut off; written again from Tune's saved state" in proc.stdout
+    assert "already finished" in proc.stdout
+    assert finals(tmp_path / "ref")["sgd_seed0_nondet_r1"]["weights_sha256"] == reference["sgd_seed0_nondet_r1"]["weights_sha256"]
 
 
 def test_a_driver_killed_mid_run_continues_where_it_stopped(tmp_path, reference):
