@@ -150,8 +150,13 @@ def load_experiment(path: str | Path) -> Experiment:
         trial_dir = params_file.parent
         try:
             params = json.loads(params_file.read_text())
-        except ValueError:
-            skipped.append(f"{params_file}: not JSON, trial skipped")
+        except (ValueError, OSError) as exc:
+            skipped.append(f"{params_file}: {'not JSON' if isinstance(exc, ValueError) else exc.strerror}, trial skipped")
+            continue
+        lacking = [k for k in KEYS if not isinstance(params, dict) or k not in params]
+        if lacking:
+            what = "not a JSON object" if not isinstance(params, dict) else f"lacks {', '.join(lacking)}"
+            skipped.append(f"{params_file}: {what}, trial skipped")
             continue
         last = _last_result(trial_dir / "result.json", skipped)
         error = error_line(trial_dir / "error.txt")
@@ -188,6 +193,7 @@ def load_experiment(path: str | Path) -> Experiment:
         for i, group in epochs[rerun].groupby("__trial"):
             skipped.append(f"{trials['trial'].iloc[i]}: epochs {sorted(set(group['epoch']))} ran twice (a restart); the later run is kept")
         epochs = epochs[~rerun].reset_index(drop=True)
+    _numeric_columns(epochs, trials, skipped)
     index = epochs.pop("__trial").to_numpy()
     epochs.insert(0, "trial", trials["trial"].to_numpy()[index])
     for key in (k for k in KEYS if k in trials.columns):
@@ -195,6 +201,26 @@ def load_experiment(path: str | Path) -> Experiment:
     if "metric" in epochs:
         trials["best_metric"] = trials["trial"].map(epochs.groupby("trial")["metric"].max())
     return Experiment(path, trials, epochs, skipped)
+
+
+NUMERIC = ("epoch", "train_loss", "metric", "lr", "epoch_time_s", "train_time_s", "samples_per_s")
+
+
+def _numeric_columns(epochs: pd.DataFrame, trials: pd.DataFrame, skipped: list[str]) -> None:
+    """Text where a number belongs (a garbled progress.csv) becomes missing, one note per trial."""
+    for column in [c for c in epochs.columns if c in NUMERIC or c.startswith(("val_", "test_"))]:
+        if pd.api.types.is_numeric_dtype(epochs[column]):
+            continue
+        numbers = pd.to_numeric(epochs[column], errors="coerce")
+        bad = numbers.isna() & epochs[column].notna()
+        for i in sorted(set(epochs.loc[bad, "__trial"])):
+            note = f"{trials['trial'].iloc[i]}: text where numbers belong in its results (e.g. {column}); read as missing"
+            if not any(n.startswith(f"{trials['trial'].iloc[i]}: text where") for n in skipped):
+                skipped.append(note)
+        epochs[column] = numbers
+    if epochs["epoch"].isna().any():
+        epochs.dropna(subset=["epoch"], inplace=True)
+        epochs["epoch"] = epochs["epoch"].astype(int)
 
 
 def _last_csv_epoch(progress: tuple[bytes, bytes]) -> int | None:

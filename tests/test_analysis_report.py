@@ -1,3 +1,4 @@
+import json
 import re
 import subprocess
 import sys
@@ -142,3 +143,31 @@ def test_unusable_directories_get_one_line(tmp_path, case):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(target) in lines[0]
     assert not (tmp_path / "out").exists()
+
+
+def test_garbled_files_are_notes_and_an_unwritable_out_is_one_line(tmp_path):
+    exp = write_study(tmp_path / "exp")
+    odd = sorted(exp.glob("adam_seed0_nondet_r0_*"))[0]
+    (odd / "params.json").write_text("[1, 2]")
+    lacking = sorted(exp.glob("adam_seed0_nondet_r1_*"))[0]
+    params = json.loads((lacking / "params.json").read_text())
+    params.pop("mode")
+    (lacking / "params.json").write_text(json.dumps(params))
+    texty = sorted(exp.glob("sgd_seed1_nondet_r2_*"))[0]
+    rows = (texty / "progress.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    for i in (1, 2):
+        cells = rows[i].split(",")
+        cells[header.index("metric")] = "oops"
+        rows[i] = ",".join(cells)
+    (texty / "progress.csv").write_text("\n".join(rows) + "\n")
+    proc = run_report(exp, "--out", tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"{odd / 'params.json'}: not a JSON object, trial skipped" in report
+    assert f"{lacking / 'params.json'}: lacks mode, trial skipped" in report
+    assert report.count(f"{texty.name}: text where numbers belong") == 1  # one note for the file, not one per row
+    (tmp_path / "file").write_text("x")
+    proc = run_report(exp, "--out", tmp_path / "file")
+    assert proc.returncode == 2 and proc.stderr.startswith(f"error: --out {tmp_path / 'file'}: cannot write there")
+    assert len(proc.stderr.strip().splitlines()) == 1
