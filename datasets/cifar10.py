@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from datasets.download import leaves_no_empty_dirs
 from datasets.registry import DataError, ImageSplits, Split
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
@@ -38,7 +39,8 @@ def prepare(data_dir: Path) -> None:
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(20)  # why: fail fast on a machine with no internet
     try:
-        download_and_extract_archive(URL, str(data_dir), md5=MD5)
+        with leaves_no_empty_dirs(data_dir):
+            download_and_extract_archive(URL, str(data_dir), md5=MD5)
     except Exception as exc:  # any network or disk failure ends in the same instruction
         if not had_archive:
             archive.unlink(missing_ok=True)  # why: leave no half-downloaded file behind

@@ -8,8 +8,10 @@ the file request (and every resumed range), with the landing page as Referer.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.client
+from collections.abc import Iterator
 import http.cookiejar
 import zipfile
 from pathlib import Path
@@ -22,6 +24,22 @@ CHUNK = 1 << 20  # bytes per read
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"  # why: bot checks turn away others
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 FILE_ACCEPT = "application/zip,application/octet-stream;q=0.9,*/*;q=0.8"
+
+
+@contextlib.contextmanager
+def leaves_no_empty_dirs(path: Path) -> Iterator[None]:
+    """Folders made for `path` inside the block are removed again if the block fails and leaves
+    them empty: a failed first download leaves nothing behind."""
+    created = [d for d in (path, *path.parents) if not d.exists()]  # innermost first
+    try:
+        yield
+    except BaseException:
+        for directory in created:
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (a .part to resume), or already gone
+                break
+        raise
 
 
 class Refused(DataError):

@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from datasets.download import Refused, check_zip, fetch, md5
+from datasets.download import Refused, check_zip, fetch, leaves_no_empty_dirs, md5
 from datasets.image_folder import FileSplits, load_or_make
 from datasets.registry import DataError
 
@@ -54,22 +54,19 @@ def download(data_dir: Path) -> None:
     """Fetch (resuming a partial download) through the landing page's session, check every CRC
     and the MD5, and unpack the images so that D/, P/ and W/ sit in `data_dir`. An archive put
     there by hand goes through the same checks. The archive is kept beside the images."""
-    created = [d for d in (data_dir, *data_dir.parents) if not d.exists()]  # innermost first
-    data_dir.mkdir(parents=True, exist_ok=True)
     archive = data_dir / ARCHIVE
-    if not archive.exists():
-        try:
-            fetch(ARCHIVE_URL, archive, landing=URL)
-        except DataError as exc:
-            if created and not any(data_dir.iterdir()):
-                for directory in created:  # why: a failed first attempt leaves nothing behind
-                    directory.rmdir()
-            by_hand = (f"download {ARCHIVE} (about 500 MB) by hand from {URL}, put it in {data_dir} and run the same "
-                       "command again: it is checked and unpacked")
-            if isinstance(exc, Refused):
-                raise DataError(f"sdnet: the repository refused the download ({exc}); {by_hand}") from None
-            raise DataError(f"sdnet: {data_dir} has no images yet and {exc}; or {by_hand}, or unpack SDNET2018 there as "
-                            "D/CD, D/UD, P/CP, P/UP, W/CW, W/UW") from None
+    with leaves_no_empty_dirs(data_dir):
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if not archive.exists():
+            try:
+                fetch(ARCHIVE_URL, archive, landing=URL)
+            except DataError as exc:
+                by_hand = (f"download {ARCHIVE} (about 500 MB) by hand from {URL}, put it in {data_dir} and run the same "
+                           "command again: it is checked and unpacked")
+                if isinstance(exc, Refused):
+                    raise DataError(f"sdnet: the repository refused the download ({exc}); {by_hand}") from None
+                raise DataError(f"sdnet: {data_dir} has no images yet and {exc}; or {by_hand}, or unpack SDNET2018 there as "
+                                "D/CD, D/UD, P/CP, P/UP, W/CW, W/UW") from None
     check_zip(archive)
     digest = md5(archive)
     if digest != ARCHIVE_MD5:  # every member passed its CRC above, so the content is intact

@@ -31,6 +31,7 @@ class Study:
     trials: tuple[dict, ...]
     gpus_per_trial: Optional[float]  # None: the preset's share if the cluster has GPUs, else 0
     cpus_per_trial: float
+    cpus_from_preset: bool  # no --cpus-per-trial: the preset's, lowered to what the machine has
     max_concurrent: int  # 0: as many as resources allow
     storage_path: Path
     name: Optional[str]  # None: derived from the dataset and the study's definition
@@ -247,7 +248,7 @@ def parse(argv: Sequence[str]) -> Study:
             raise UsageError(f"--set: model: {unknown_model_message(trials[0]['model'])}")
     _check_streamed(preset["trial"]["dataset"], trials[0])
     return Study(preset=dataset, dataset=preset["trial"]["dataset"], data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
-                 cpus_per_trial=cpus, max_concurrent=args.max_concurrent,
+                 cpus_per_trial=cpus, cpus_from_preset=args.cpus_per_trial is None, max_concurrent=args.max_concurrent,
                  storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
                  address=args.address, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
                  dashboard=args.dashboard, dry_run=args.dry_run, preset_gpus_per_trial=study["gpus_per_trial"])

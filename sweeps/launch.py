@@ -1,6 +1,7 @@
 """Ray start-up and Tuner.fit / restore: the only part of the driver that talks to Ray."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -82,9 +83,19 @@ def resolve_gpus(study: Study, cpus: float, gpus: float, where: str = "this Ray 
     per_trial = study.gpus_per_trial if study.gpus_per_trial is not None else (study.preset_gpus_per_trial if gpus > 0 else 0.0)
     if per_trial > gpus:
         raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but {where} {gpus:g}")
-    if study.cpus_per_trial > cpus:
-        raise UsageError(f"--cpus-per-trial: {study.cpus_per_trial:g} CPUs per trial, but {where} {cpus:g}")
     return per_trial
+
+
+def fit_cpus(study: Study, cpus: float, where: str = "this Ray cluster has") -> Study:
+    """The study with CPUs per trial that fit: a preset's default is lowered to what there is (said
+    in one line); a --cpus-per-trial that cannot fit is refused."""
+    if study.cpus_per_trial <= cpus:
+        return study
+    if not study.cpus_from_preset:
+        raise UsageError(f"--cpus-per-trial: {study.cpus_per_trial:g} CPUs per trial, but {where} {cpus:g}")
+    print(f"CPUs per trial: {cpus:g}, all that {where.split(' has')[0]} has (the preset asks for {study.cpus_per_trial:g}; "
+          "--cpus-per-trial sets it)")
+    return dataclasses.replace(study, cpus_per_trial=cpus)
 
 
 def start_ray(study: Study, log_file: Path) -> None:

@@ -63,7 +63,10 @@ def main(argv: list[str]) -> int:
             return 0
     try:
         if study.address is None:  # local: everything is known before Ray starts
-            gpus_per_trial = launch.resolve_gpus(study, *launch.local_resources(), where="this machine (where Ray starts) has")
+            cpus, gpus = launch.local_resources()
+            where = "this machine (where Ray starts) has"
+            gpus_per_trial = launch.resolve_gpus(study, cpus, gpus, where=where)
+            study = launch.fit_cpus(study, cpus, where=where)
         # why: a read-only data directory keeps its split manifest here, for the driver and every trial
         os.environ.setdefault(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))
         # why: the driver fetches the data once; the trials only read it
@@ -78,7 +81,9 @@ def main(argv: list[str]) -> int:
     launch.start_ray(study, experiment / launch.DRIVER_LOG)
     if study.address is not None:
         try:
-            gpus_per_trial = launch.resolve_gpus(study, *launch.cluster_resources())
+            cpus, gpus = launch.cluster_resources()
+            gpus_per_trial = launch.resolve_gpus(study, cpus, gpus)
+            study = launch.fit_cpus(study, cpus)
         except UsageError as exc:
             fail(str(exc))
     trials = [dict(t, gpu_share=gpus_per_trial) for t in study.trials]

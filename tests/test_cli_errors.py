@@ -84,3 +84,25 @@ def test_dry_run_prints_the_grid_and_starts_nothing(tmp_path):
     assert proc.returncode == 0
     assert "20 trials" in proc.stdout and "adam_seed42_nondet_r2" in proc.stdout
     assert not (tmp_path / "exp").exists()
+
+
+def test_a_preset_s_cpus_per_trial_fit_the_machine_and_an_explicit_flag_does_not(capsys):
+    from sweeps import launch
+
+    study = parse(["--dataset", "sdnet"])
+    assert study.cpus_per_trial == 4 and study.cpus_from_preset
+    fitted = launch.fit_cpus(study, 2.0, where="this machine (where Ray starts) has")
+    assert fitted.cpus_per_trial == 2
+    assert capsys.readouterr().out.strip() == ("CPUs per trial: 2, all that this machine (where Ray starts) has (the preset asks "
+                                               "for 4; --cpus-per-trial sets it)")
+    with pytest.raises(UsageError, match="--cpus-per-trial: 4 CPUs per trial, but this machine"):
+        launch.fit_cpus(parse(["--dataset", "sdnet", "--cpus-per-trial", "4"]), 2.0, where="this machine (where Ray starts) has")
+
+
+def test_an_offline_cifar10_run_leaves_no_empty_directory(tmp_path):
+    env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
+    target = tmp_path / "new" / "cifar"
+    proc = subprocess.run([sys.executable, "sweeps/run.py", "--dataset", "cifar10", "--data-dir", str(target), "--storage-path",
+                           str(tmp_path / "exp")], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: cifar10:")
+    assert list(tmp_path.iterdir()) == []
