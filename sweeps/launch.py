@@ -6,7 +6,9 @@ import hashlib
 import json
 import logging
 import os
+import socket
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Optional
 
@@ -96,6 +98,27 @@ def fit_cpus(study: Study, cpus: float, where: str = "this Ray cluster has") -> 
     print(f"CPUs per trial: {cpus:g}, all that {where.split(' has')[0]} has (the preset asks for {study.cpus_per_trial:g}; "
           "--cpus-per-trial sets it)")
     return dataclasses.replace(study, cpus_per_trial=cpus)
+
+
+def check_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse an address where no Ray cluster answers, in seconds and before anything is written
+    (ray.init waits minutes on a closed port and does not stop on SIGTERM meanwhile)."""
+    flag = f"--address {address}"
+    if address == "auto":
+        address = os.environ.get("RAY_ADDRESS", "")
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"
+        if not address and current.is_file():
+            address = current.read_text().strip()
+        if not address:
+            raise UsageError(f"{flag}: no Ray cluster runs on this machine (start one with `ray start --head`), "
+                             "or leave --address out to start Ray for this study alone")
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or any(c.isspace() for c in host):
+        raise UsageError(f"{flag}: not HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise UsageError(f"{flag}: no Ray cluster answers at {host}:{port} ({exc.strerror or exc})") from None
 
 
 def start_ray(study: Study, log_file: Path) -> None:

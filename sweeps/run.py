@@ -62,6 +62,8 @@ def main(argv: list[str]) -> int:
             print(format_summary(rows, metric))
             return 0
     try:
+        if study.address is not None:
+            launch.check_address(study.address)
         if study.address is None:  # local: everything is known before Ray starts
             cpus, gpus = launch.local_resources()
             where = "this machine (where Ray starts) has"

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -106,3 +107,17 @@ def test_an_offline_cifar10_run_leaves_no_empty_directory(tmp_path):
                            str(tmp_path / "exp")], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert proc.returncode == 2 and proc.stderr.startswith("error: cifar10:")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("address", ["auto", "not a host", "127.0.0.1:1"])
+def test_a_wrong_cluster_address_is_one_line_within_seconds(tmp_path, address):
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["TMPDIR"] = str(tmp_path / "tmp")  # why: no ray_current_cluster file of a real local cluster is found
+    (tmp_path / "tmp").mkdir()
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "sweeps/run.py", "--address", address, "--storage-path", str(tmp_path / "exp")],
+                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    assert time.monotonic() - started < 30
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: --address {address}"), proc.stderr
+    assert not (tmp_path / "exp").exists()
