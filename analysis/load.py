@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -93,15 +94,21 @@ def _progress_body(path: Path, skipped: list[str]) -> tuple[bytes, bytes] | None
     return header, body
 
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: \S")  # "OSError: ...", "cv2.error: ...": a name, a colon, a message
+WRAPPER = "Traceback (most recent call last):"  # a forked trial's error re-raised with the child's traceback as text
+
+
 def error_line(path: Path) -> str | None:
-    """The exception line of an error file Tune wrote ('RuntimeError: ...'), None if there is none."""
+    """The exception line of an error file Tune wrote ('RuntimeError: ...'), None if there is none:
+    the last line that names an exception, whatever its class is called, and not the wrapper that
+    carried a forked trial's traceback."""
     try:
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    errors = [ln for ln in lines if "Error" in ln.split(":")[0] or "Exception" in ln.split(":")[0]]
-    return (errors or lines or ["(empty error.txt)"])[-1]
+    lines = [re.sub(r"\x1b\[[0-9;]*m", "", ln).rstrip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if EXCEPTION_LINE.match(ln) and not ln.endswith(WRAPPER)]
+    return (errors or [ln.strip() for ln in lines] or ["(empty error.txt)"])[-1]
 
 
 def _csv_epochs(parts: dict[bytes, list[tuple[int, bytes]]]) -> tuple[list[pd.DataFrame], list[int]]:

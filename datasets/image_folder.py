@@ -24,6 +24,12 @@ from datasets.registry import DataError
 
 EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 SPLITS_DIR_ENV = "CUDA_RANDOMNESS_SPLITS_DIR"  # where manifests of read-only data directories live
+MAX_PIXELS_ENV = "CUDA_RANDOMNESS_MAX_IMAGE_PIXELS"
+# why: Pillow refuses images above 179 M pixels as possible decompression bombs; a mammogram at full
+# resolution is about 30 M. 2^30 is OpenCV's own limit, which the trials' reader applies too.
+MAX_IMAGE_PIXELS = int(os.environ.get(MAX_PIXELS_ENV, 2**30))
+# Pillow modes the trials' reader turns into 8 bits correctly: 8-bit (grey, palette, colour, alpha) and 16-bit grey
+MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16L", "I;16B"}
 MANIFEST_VERSION = 2  # 2: paths relative to the data directory, with sizes and modification times
 
 
@@ -50,7 +56,8 @@ def scan(root: Path, class_dirs: dict[str, list[str]]) -> tuple[list[str], np.nd
     for label, (name, folders) in enumerate(class_dirs.items()):
         before = len(paths)
         for folder in folders:
-            files = sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file())
+            files = sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
+                           and not any(part.startswith(".") for part in p.relative_to(root).parts))  # ._x.jpg: macOS metadata
             paths += [p.relative_to(root).as_posix() for p in files]
             labels += [label] * len(files)
         if len(paths) == before:
@@ -69,15 +76,27 @@ def class_folders(root: Path) -> dict[str, list[str]]:
 
 
 def verify(paths: list[str]) -> None:
-    """Decode every image once; a file that cannot be decoded stops here, named."""
+    """Decode every image once; a file that cannot be decoded, or whose pixels the trials could
+    not turn into 8 bits correctly (32-bit integer or float), stops here, named."""
+    import warnings
+
     from PIL import Image
 
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     for path in paths:
         try:
-            with Image.open(path) as image:
-                image.load()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                with Image.open(path) as image:
+                    image.load()
+                    mode = image.mode
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise DataError(f"{path}: larger than {MAX_IMAGE_PIXELS:,} pixels; set {MAX_PIXELS_ENV} to allow it") from None
         except Exception as exc:  # PIL raises many types for broken files
             raise DataError(f"{path}: cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
+        if mode not in MODES:
+            raise DataError(f"{path}: its pixels are {mode} (Pillow's mode: 32-bit integer or float); only 8- and 16-bit "
+                            "images are read correctly: convert it to 8 bits") from None
 
 
 def split(paths: list[str], labels: np.ndarray, test: float, val: float, seed: int) -> dict[str, list[int]]:

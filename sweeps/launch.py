@@ -15,7 +15,7 @@ from typing import Optional
 from sweeps.cli import Study, UsageError
 from sweeps.grid import trial_label
 from trainables.determinism import CUBLAS_WORKSPACE
-from datasets.image_folder import SPLITS_DIR_ENV
+from datasets.image_folder import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SPLITS_DIR_ENV
 from trainables.environment import GIT_COMMIT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -125,7 +125,8 @@ def start_ray(study: Study, log_file: Path) -> None:
     import ray
 
     env_vars = {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, GIT_COMMIT_ENV: git_commit() or "",
-                SPLITS_DIR_ENV: os.environ.get(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))}
+                SPLITS_DIR_ENV: os.environ.get(SPLITS_DIR_ENV, str(study.storage_path / ".splits")),
+                MAX_PIXELS_ENV: str(MAX_IMAGE_PIXELS)}
     runtime_env: dict = {"env_vars": env_vars}
     if study.address:
         runtime_env.update(working_dir=str(REPO_ROOT), excludes=UPLOAD_EXCLUDES)

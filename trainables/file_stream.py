@@ -7,14 +7,20 @@ uint8 until they reach the device, like the in-memory stream's.
 from __future__ import annotations
 
 import itertools
+import os
 from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from datasets.image_folder import MAX_IMAGE_PIXELS
 from trainables import augment  # why: imported before the workers fork, so none of them imports it again
 from trainables.batches import EpochPlan, batch_count, epoch_plan, on_device, seed_globals, seeded_loader
+
+
+# why: OpenCV's own pixel limit, read at its first imread, follows the one the driver checked with
+os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
 
 
 def read_image(path: str, channels: int) -> np.ndarray:
@@ -25,6 +31,8 @@ def read_image(path: str, channels: int) -> np.ndarray:
     array = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if array is None:
         raise OSError(f"{path}: cannot be read as an image")
+    if array.dtype not in (np.uint8, np.uint16):  # why: a float image cast to uint8 trains as near black
+        raise OSError(f"{path}: {array.dtype} pixels; only 8- and 16-bit images are read")
     if array.dtype == np.uint16:
         array = (array >> 8).astype(np.uint8)
     if array.ndim == 2:
