@@ -38,7 +38,12 @@ def check_existing(experiment: Path, trials: list[dict]) -> bool:
     path = experiment / STUDY_FILE
     if not path.exists():
         return False
-    if json.loads(path.read_text())["trials"] != trials:
+    try:
+        saved = json.loads(path.read_text())["trials"]
+    except (ValueError, KeyError, TypeError, OSError) as exc:
+        reason = f"lacks {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise UsageError(f"--name: {path} cannot be read ({reason}); move {experiment} aside or choose another --name") from None
+    if saved != trials:
         raise UsageError(f"--name: {experiment} holds a different study ({path}); choose another --name")
     return True
 
@@ -167,11 +172,11 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # why: the new engine prints its tables whatever `verbose` says
     grace_s = 3 * state_period_s()  # sets the state period for Tune too, before it reads it
     trainable = tune.with_resources(train, {"cpu": study.cpus_per_trial, "gpu": gpus_per_trial})
+    tuner = None
+    if resume:
+        tuner, trials = _restore(tune, trainable, experiment, trials)
     progress = StudyProgress(len(trials), int(trials[0]["epochs"]), trials[0]["metric"])
-    if resume and tune.Tuner.can_restore(str(experiment)):
-        # finished trials are kept, interrupted ones continue, failed ones start again
-        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True)
-    else:
+    if tuner is None:
         tuner = tune.Tuner(
             trainable,
             param_space=param_space(trials),
@@ -194,6 +199,29 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
                 failure_config=tune.FailureConfig(max_failures=study.max_failures)),
         )
     tuner.fit()
+
+
+def _restore(tune, trainable, experiment: Path, trials: list[dict]):  # noqa: ANN001, ANN202 (Ray's module and types)
+    """Tune's own restore when its saved state reads (finished trials kept, interrupted ones
+    continue, failed ones start again); else (None, the trials not finished on disk), which start
+    again. Returns (tuner or None, the trials a new Tuner must run)."""
+    from analysis import load_experiment
+    from sweeps import storage
+    from sweeps.summary import summary_rows
+
+    for note in storage.set_aside_broken_states(experiment):
+        print(note)
+    why = "no intact experiment_state-*.json and tuner.pkl"
+    if tune.Tuner.can_restore(str(experiment)) and storage.intact_state(experiment):
+        try:
+            return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True), trials
+        except Exception as exc:  # a cut-off tuner.pkl raises whatever unpickling meets
+            why = f"tuner.pkl: {type(exc).__name__}"
+    rows = summary_rows(load_experiment(experiment).trials)
+    remaining = storage.supersede_unfinished(experiment, trials, set(rows.loc[rows["status"] == "finished", "label"]))
+    print(f"Tune's saved state could not be read ({why}); the {len(remaining)} trial(s) not finished on disk start again, "
+          f"earlier partial runs kept in {experiment / storage.SUPERSEDED}")
+    return None, remaining
 
 
 def varying_keys(trials: list[dict]) -> list[str]:

@@ -41,7 +41,7 @@ def main(argv: list[str]) -> int:
     from analysis import load_experiment
     from datasets import DataError, get_dataset, reader_options
     from datasets.image_folder import SPLITS_DIR_ENV
-    from sweeps import launch
+    from sweeps import launch, storage
     from sweeps.summary import format_summary, summary_rows
 
     name = launch.experiment_name(study)
@@ -57,6 +57,7 @@ def main(argv: list[str]) -> int:
         for note in repair_results(experiment):
             print(note)
         rows = summary_rows(load_experiment(experiment).trials)
+        finished = int((rows["status"] == "finished").sum())
         if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
             print(f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n")
             print(format_summary(rows, metric))
@@ -73,6 +74,7 @@ def main(argv: list[str]) -> int:
         os.environ.setdefault(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))
         # why: the driver fetches the data once; the trials only read it
         get_dataset(study.dataset).prepare(study.data_dir, **reader_options(study.dataset, study.trials[0]))
+        storage.check_free_space(study, experiment, len(study.trials) - (finished if resume else 0))
         launch.check_pretrained(study.trials[0])
         experiment.mkdir(parents=True, exist_ok=True)
     except (UsageError, DataError) as exc:
@@ -93,7 +95,14 @@ def main(argv: list[str]) -> int:
         launch.write_study(experiment, list(study.trials))
     print(f"{'Resuming' if resume else 'Starting'} {len(trials)} trials in {experiment}\n"
           f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; watch: tensorboard --logdir {experiment}")
-    launch.fit(study, trials, experiment, resume, gpus_per_trial)
+    try:
+        launch.fit(study, trials, experiment, resume, gpus_per_trial)
+    except Exception:
+        if (line := storage.disk_full(experiment)) is not None:
+            fail(line, code=1)
+        raise
+    if (line := storage.disk_full(experiment)) is not None:
+        print(line, file=sys.stderr)
     rows = summary_rows(load_experiment(experiment).trials)
     command = " ".join(["python", "sweeps/run.py", *argv])
     print("\n" + format_summary(rows, metric))

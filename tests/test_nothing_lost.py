@@ -128,3 +128,28 @@ def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     proc = run(tmp_path, "interrupted")  # and it does continue
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert all(f["epochs_logged"] == list(range(1, EPOCHS + 1)) for f in finals(experiment).values())
+
+
+def test_a_study_whose_tune_state_was_cut_off_resumes_from_its_folders(tmp_path, reference_run, reference):
+    shutil.copytree(reference_run / "ref", tmp_path / "ref")
+    experiment = tmp_path / "ref"
+    cut = sorted(experiment.glob("sgd_seed0_det_r1_*/result.json"))[0]
+    cut.write_text("\n".join(cut.read_text().splitlines()[:4]) + "\n")  # stopped after epoch 4, as a full disk left it
+    for state in [experiment / "tuner.pkl", *experiment.glob("experiment_state-*.json")]:
+        state.write_bytes(state.read_bytes()[: state.stat().st_size // 3])
+    proc = run(tmp_path, "ref")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "could not be read" in proc.stdout and "the 1 trial(s) not finished on disk start again" in proc.stdout
+    assert [p.name.split("_")[:4] for p in (experiment / ".superseded").iterdir()] == [["sgd", "seed0", "det", "r1"]]
+    again = finals(experiment)
+    assert again["sgd_seed0_det_r1"]["weights_sha256"] == reference["sgd_seed0_det_r1"]["weights_sha256"]
+    assert {k: v["weights_sha256"] for k, v in again.items()} == {k: v["weights_sha256"] for k, v in reference.items()}
+
+
+def test_a_corrupt_study_file_is_one_line(tmp_path, reference_run):
+    shutil.copytree(reference_run / "ref", tmp_path / "ref")
+    (tmp_path / "ref" / "study.json").write_text('{"trials": [')
+    proc = run(tmp_path, "ref")
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip() == (f"error: --name: {tmp_path / 'ref' / 'study.json'} cannot be read (Expecting value: line 1 column 13 "
+                                   f"(char 12)); move {tmp_path / 'ref'} aside or choose another --name")

@@ -1,0 +1,91 @@
+"""The storage path's space, and a study that can always resume after it ran out.
+
+A full disk mid-study used to print a thousand lines, truncate Tune's saved state and leave a
+directory no later run could resume. So: the space a study's checkpoints need is checked before it
+starts; a disk that fills is said in one line; and a resume that finds Tune's state cut off falls
+back to the newest intact state, or, with none (or tuner.pkl itself cut off), starts the trials
+not finished on disk again from the grid in study.json, their partial folders kept aside.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from sweeps.cli import Study, UsageError
+
+SUPERSEDED = ".superseded"  # unfinished trials' folders set aside when Tune's state could not be read
+BROKEN = ".broken-state"  # Tune state files that do not parse
+SLACK_BYTES = 1 << 30  # results, event files, predictions and the experiment state beside the checkpoints
+
+
+def checkpoint_bytes(trial: dict) -> int:
+    """About one checkpoint's size: fp32 weights and buffers plus the optimizer's per-parameter state."""
+    import torch
+
+    from trainables.models import create_model
+
+    with torch.device("meta"):  # why: shapes only, no memory and no weights download
+        model = create_model(trial["model"], 10, 3)
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    slots = (3 if trial["amsgrad"] else 2) if trial["optimizer"] == "adam" else (1 if trial["momentum"] else 0)
+    return 4 * (params * (1 + slots) + buffers)
+
+
+def check_free_space(study: Study, experiment: Path, unfinished: int) -> None:
+    """Refuse to start when the storage cannot hold the checkpoints the study keeps."""
+    if unfinished == 0:
+        return
+    existing = next(p for p in (experiment, *experiment.parents) if p.exists())
+    free = shutil.disk_usage(existing).free
+    size = checkpoint_bytes(study.trials[0])
+    need = unfinished * study.keep_checkpoints * size + SLACK_BYTES
+    if free < need:
+        raise UsageError(f"--storage-path: {free / 1e9:.1f} GB free at {existing}, and {unfinished} trial(s) keeping "
+                         f"{study.keep_checkpoints} checkpoint(s) of about {size / 1e6:.0f} MB each need about "
+                         f"{need / 1e9:.1f} GB; free space or choose another --storage-path")
+
+
+def disk_full(experiment: Path) -> str | None:
+    """One line if the storage is (nearly) full after a study stopped, else None."""
+    try:
+        free = shutil.disk_usage(experiment).free
+    except OSError:
+        return None
+    if free >= 64 << 20:
+        return None
+    return (f"The disk holding {experiment} is full ({free >> 20} MB free): free some space and run the same command "
+            "again; finished trials are kept and the rest continue")
+
+
+def set_aside_broken_states(experiment: Path) -> list[str]:
+    """Move Tune state files that do not parse out of Tune's way, so it restores the newest intact
+    one; one note per file moved."""
+    notes = []
+    for state in sorted(experiment.glob("experiment_state-*.json")):
+        try:
+            json.loads(state.read_text())["trial_data"]
+        except (ValueError, KeyError, TypeError, OSError):
+            (experiment / BROKEN).mkdir(exist_ok=True)
+            state.replace(experiment / BROKEN / state.name)
+            notes.append(f"{state.name} is cut off (a full disk?); set aside in {BROKEN}/")
+    return notes
+
+
+def intact_state(experiment: Path) -> bool:
+    return any(experiment.glob("experiment_state-*.json")) and (experiment / "tuner.pkl").is_file()
+
+
+def supersede_unfinished(experiment: Path, trials: list[dict], finished_labels: set[str]) -> list[dict]:
+    """The trials of the grid not finished on disk; their partial folders move to SUPERSEDED/ so a
+    fresh start of each is the only one the analysis sees."""
+    from sweeps.grid import trial_label
+
+    aside = experiment / SUPERSEDED
+    for folder in sorted(p.parent for p in experiment.glob("*/params.json")):
+        label = "_".join(folder.name.split("_")[:4])
+        if label not in finished_labels:
+            aside.mkdir(exist_ok=True)
+            folder.replace(aside / folder.name)
+    return [t for t in trials if trial_label(t) not in finished_labels]
