@@ -10,6 +10,7 @@ from typing import Optional
 import torch
 
 GIT_COMMIT_ENV = "CUDA_RANDOMNESS_GIT_COMMIT"  # set by the driver for every worker
+NODE_ENV = "CUDA_RANDOMNESS_RAY_NODE"  # set by the trainable's Ray side: which node of a cluster ran the trial
 
 
 def _version(package: str) -> Optional[str]:
@@ -46,6 +47,7 @@ def describe(device: torch.device) -> dict[str, object]:
         "timm": _version("timm"),
         "numpy": _version("numpy"),
         "host": socket.gethostname(),
+        "node": os.environ.get(NODE_ENV) or None,  # why: nodes of one machine share a host name
         "pid": os.getpid(),
         "parent_pid": os.getppid(),  # why: the slot a forked trial came from (trainables/forked.py)
         "platform": platform.platform(),

@@ -9,16 +9,19 @@ import time
 LOADED_AT = time.time()  # why: start-up is measured from here, before torch and Ray are imported
 
 import importlib  # noqa: E402
+import os  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Optional  # noqa: E402
 
+import ray  # noqa: E402
 import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
 from datasets.registry import STREAMED  # noqa: E402
 from trainables import forked  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
+from trainables.environment import NODE_ENV  # noqa: E402
 from trainables.loop import Report, run_trial  # noqa: E402
 
 STATE_FILE = "state.pt"
@@ -53,6 +56,7 @@ def train(config: dict) -> None:
     """Ray Tune function trainable: one trial, in a process of its own (trainables/forked.py);
     after a failure or an interrupted study it continues from the trial's last checkpoint."""
     cfg = TrialConfig.from_dict(config)
+    os.environ[NODE_ENV] = ray.get_runtime_context().get_node_id()
     directory = Path(tune.get_context().get_trial_dir())
     directory.mkdir(parents=True, exist_ok=True)
     restore = load_state(tune.get_checkpoint())
