@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     if resume:  # why: a finished study needs no data, weights or Ray, so check before fetching any
         from sweeps.repair import repair_results
 
-        for note in repair_results(experiment):
+        for note in repair_results(experiment) + storage.set_aside_earlier_attempts(experiment, load_experiment(experiment).trials):
             print(note)
         rows = summary_rows(load_experiment(experiment).trials)
         finished = int((rows["status"] == "finished").sum())
@@ -103,6 +103,8 @@ def main(argv: list[str]) -> int:
         raise
     if (line := storage.disk_full(experiment)) is not None:
         print(line, file=sys.stderr)
+    for note in storage.set_aside_earlier_attempts(experiment, load_experiment(experiment).trials):
+        print(note)
     rows = summary_rows(load_experiment(experiment).trials)
     command = " ".join(["python", "sweeps/run.py", *argv])
     print("\n" + format_summary(rows, metric))

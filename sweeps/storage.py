@@ -77,6 +77,20 @@ def intact_state(experiment: Path) -> bool:
     return any(experiment.glob("experiment_state-*.json")) and (experiment / "tuner.pkl").is_file()
 
 
+def set_aside_earlier_attempts(experiment: Path, trials) -> list[str]:  # noqa: ANN001 (the loader's trials table)
+    """Tune starts a failed trial again in a new folder; once that run finished, the failed
+    attempt's folder moves to SUPERSEDED/ so the trial is counted once. One note per folder."""
+    notes = []
+    labels = trials["trial"].str.split("_").str[:4].str.join("_")
+    done = set(labels[trials["status"] == "finished"])
+    for name, label, status in zip(trials["trial"], labels, trials["status"]):
+        if status != "finished" and label in done:
+            (experiment / SUPERSEDED).mkdir(exist_ok=True)
+            (experiment / name).replace(experiment / SUPERSEDED / name)
+            notes.append(f"{label}: an earlier attempt ({status}) moved to {SUPERSEDED}/; a later run of it finished")
+    return notes
+
+
 def supersede_unfinished(experiment: Path, trials: list[dict], finished_labels: set[str]) -> list[dict]:
     """The trials of the grid not finished on disk; their partial folders move to SUPERSEDED/ so a
     fresh start of each is the only one the analysis sees."""

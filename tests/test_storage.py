@@ -48,3 +48,18 @@ def test_a_cut_off_state_file_is_set_aside_and_the_intact_one_stays(tmp_path):
     notes = storage.set_aside_broken_states(tmp_path)
     assert notes == [f"{broken.name} is cut off (a full disk?); set aside in .broken-state/"]
     assert intact.exists() and (tmp_path / ".broken-state" / broken.name).exists()
+
+
+def test_an_earlier_failed_attempt_is_set_aside_once_a_later_run_finished(tmp_path):
+    from analysis import load_experiment
+    from tests.experiment_factory import write_trial
+
+    failed = write_trial(tmp_path, optimizer="sgd", seed=1, mode="nondeterministic", repeat=1, scores=[0.5], finished=False,
+                         error="OSError: [Errno 28] No space left on device")
+    failed.rename(tmp_path / "sgd_seed1_nondet_r1_c798c_00008")
+    write_trial(tmp_path, optimizer="sgd", seed=1, mode="nondeterministic", repeat=1, scores=[0.5, 0.6])
+    still_failing = write_trial(tmp_path, optimizer="sgd", seed=2, mode="nondeterministic", repeat=0, scores=[0.5], finished=False,
+                                error="OSError: disk")
+    notes = storage.set_aside_earlier_attempts(tmp_path, load_experiment(tmp_path).trials)
+    assert notes == ["sgd_seed1_nondet_r1: an earlier attempt (errored) moved to .superseded/; a later run of it finished"]
+    assert (tmp_path / ".superseded" / "sgd_seed1_nondet_r1_c798c_00008" / "error.txt").exists() and still_failing.exists()
