@@ -142,7 +142,8 @@ def start_ray(study: Study, log_file: Path) -> None:
     # its start and ~70 MB each) that no trial uses: the slots need workers with this runtime_env
     local = {} if study.address else {"include_dashboard": study.dashboard, "dashboard_host": "127.0.0.1",
                                       "_system_config": {"prestart_worker_first_driver": False}}
-    ray.init(address=study.address, runtime_env=runtime_env, log_to_driver=False, logging_level=logging.ERROR, **local)
+    # why: "local" starts this study's own Ray even when a cluster already runs on the machine (None would join it)
+    ray.init(address=study.address or "local", runtime_env=runtime_env, log_to_driver=False, logging_level=logging.ERROR, **local)
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     ray_logger = logging.getLogger("ray")

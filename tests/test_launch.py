@@ -27,7 +27,7 @@ def test_a_local_ray_starts_without_one_idle_worker_per_cpu(ray_init_calls, tmp_
     # the slots need workers with the study's runtime_env, so the idle ones would only cost start-up time and memory
     launch.start_ray(parse(["--dataset", "digits"]), tmp_path / "driver.log")
     (kwargs,) = ray_init_calls
-    assert kwargs["address"] is None and kwargs["_system_config"] == {"prestart_worker_first_driver": False}
+    assert kwargs["address"] == "local" and kwargs["_system_config"] == {"prestart_worker_first_driver": False}
     assert set(kwargs["runtime_env"]["env_vars"]) >= {"CUBLAS_WORKSPACE_CONFIG", "PYTHONPATH"}
 
 

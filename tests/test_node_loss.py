@@ -59,3 +59,14 @@ def test_a_study_survives_losing_a_node(tmp_path):
     for folder, last in trials.values():  # the lost node's trials too
         assert np.load(folder / "predictions.npz")["probs"].shape[1] == 10
         assert len(np.load(folder / "last_layer.npz").files) == 2 * 20
+
+
+def test_a_study_without_address_starts_its_own_ray_beside_a_running_cluster(tmp_path):
+    cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "num_gpus": 0})
+    try:
+        args = ["--dataset", "digits", "--seeds", "0", "--optimizers", "sgd", "--repeats", "1", "--det-repeats", "1", "--epochs", "1",
+                "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--name", "alone", "--storage-path", str(tmp_path)]
+        proc = subprocess.run([sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+    finally:
+        cluster.shutdown()
+    assert proc.returncode == 0, proc.stdout + proc.stderr  # it joined the cluster, and refused its own settings, before
