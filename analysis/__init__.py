@@ -3,6 +3,7 @@ figures, for any run. It reads files only: no Ray, no import of sweeps/ or train
 
     python -m analysis report DIR --out OUT
 """
+
 from analysis.load import Experiment, load_experiment
 
 __all__ = ["Experiment", "load_experiment"]

@@ -1,5 +1,6 @@
 """python -m analysis report DIR [--out OUT] | compare A B [--out OUT]: the reference study's
 tables, tests and figures for one study, or two studies of one grid set side by side."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,12 +18,21 @@ def main(argv: list[str]) -> int:
     report = sub.add_parser("report", help="write report.md, CSV tables and PNG figures for an experiment directory")
     report.add_argument("directory", type=Path, help="experiment directory (<storage-path>/<name>)")
     report.add_argument("--out", type=Path, help="output folder (default: DIR/report)")
-    report.add_argument("--alpha", type=float, default=0.05, help="significance level; intervals are at 1 - alpha (default: 0.05)")
-    report.add_argument("--board-power-w", type=float, default=300.0,
-                        help="GPU board power for the energy estimate where no counter was recorded (default: 300)")
+    report.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level; intervals are at 1 - alpha (default: 0.05)"
+    )
+    report.add_argument(
+        "--board-power-w",
+        type=float,
+        default=300.0,
+        help="GPU board power for the energy estimate where no counter was recorded (default: 300)",
+    )
     report.add_argument("--carbon-kg-per-kwh", type=float, default=0.382, help="carbon intensity (default: 0.382)")
-    both = sub.add_parser("compare", help="the same study run on two machines: equal digests, shifts beyond the noise, "
-                                          "differing environment; writes compare.md and CSVs")
+    both = sub.add_parser(
+        "compare",
+        help="the same study run on two machines: equal digests, shifts beyond the noise, "
+        "differing environment; writes compare.md and CSVs",
+    )
     both.add_argument("a", type=Path, help="experiment directory A")
     both.add_argument("b", type=Path, help="experiment directory B")
     both.add_argument("--out", type=Path, help="output folder (default: A/compare-<name of B>)")
@@ -40,8 +50,15 @@ def main(argv: list[str]) -> int:
             return 0
         experiment = load_experiment(args.directory)
         out = args.out or args.directory / "report"
-        print(build(experiment, out, ReportOptions(alpha=args.alpha, board_power_w=args.board_power_w,
-                                                   carbon_kg_per_kwh=args.carbon_kg_per_kwh)))
+        print(
+            build(
+                experiment,
+                out,
+                ReportOptions(
+                    alpha=args.alpha, board_power_w=args.board_power_w, carbon_kg_per_kwh=args.carbon_kg_per_kwh
+                ),
+            )
+        )
     except (ReportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

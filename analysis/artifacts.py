@@ -5,6 +5,7 @@ Two runs with the same weights digest are the same model: their churn is 0 and t
 equal by construction. Such pairs are counted apart (identical_pairs) and the averages run over
 the pairs that differ, so copies do not dilute how far differing runs drift apart.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -47,12 +48,31 @@ def churn(experiment_dir: Path, trials: pd.DataFrame, skipped: list[str]) -> pd.
         pairs = list(itertools.combinations(sorted(preds), 2))
         identical = [(a, b) for a, b in pairs if digest[a] == digest[b]]
         values = [float((preds[a][0] != preds[b][0]).mean()) for a, b in pairs if digest[a] != digest[b]]
-        note = ("no predictions saved" if not preds else "one run with predictions" if len(preds) == 1
-                else "every pair is bit-identical" if not values else "")
-        rows.append({"optimizer": optimizer, "seed": seed, "mode": mode, "pairs": len(pairs), "identical_pairs": len(identical),
-                     "churn_mean": np.mean(values) if values else np.nan, "churn_max": np.max(values) if values else np.nan,
-                     "diff_epoch_pairs": sum(preds[a][1] != preds[b][1] for a, b in pairs), "note": note})
-    return pd.DataFrame(rows, columns=[*CELL, "pairs", "identical_pairs", "churn_mean", "churn_max", "diff_epoch_pairs", "note"])
+        note = (
+            "no predictions saved"
+            if not preds
+            else "one run with predictions"
+            if len(preds) == 1
+            else "every pair is bit-identical"
+            if not values
+            else ""
+        )
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "seed": seed,
+                "mode": mode,
+                "pairs": len(pairs),
+                "identical_pairs": len(identical),
+                "churn_mean": np.mean(values) if values else np.nan,
+                "churn_max": np.max(values) if values else np.nan,
+                "diff_epoch_pairs": sum(preds[a][1] != preds[b][1] for a, b in pairs),
+                "note": note,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=[*CELL, "pairs", "identical_pairs", "churn_mean", "churn_max", "diff_epoch_pairs", "note"]
+    )
 
 
 def _last_layers(path: Path) -> dict[int, np.ndarray]:
@@ -90,9 +110,18 @@ def similarity(experiment_dir: Path, trials: pd.DataFrame, skipped: list[str]) -
                     continue
                 norms = np.linalg.norm(u) * np.linalg.norm(v)
                 distances.append(float(1 - u @ v / norms) if norms > 0 else np.nan)
-            rows.append({"optimizer": optimizer, "seed": seed, "mode": mode, "epoch": epoch,
-                         "pairs": identical + len(distances), "identical_pairs": identical,
-                         "one_minus_cos_mean": float(np.nanmean(distances)) if distances else np.nan,
-                         "one_minus_cos_max": float(np.nanmax(distances)) if distances else np.nan})
-    return pd.DataFrame(rows, columns=[*CELL, "epoch", "pairs", "identical_pairs", "one_minus_cos_mean", "one_minus_cos_max"])
-
+            rows.append(
+                {
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "mode": mode,
+                    "epoch": epoch,
+                    "pairs": identical + len(distances),
+                    "identical_pairs": identical,
+                    "one_minus_cos_mean": float(np.nanmean(distances)) if distances else np.nan,
+                    "one_minus_cos_max": float(np.nanmax(distances)) if distances else np.nan,
+                }
+            )
+    return pd.DataFrame(
+        rows, columns=[*CELL, "epoch", "pairs", "identical_pairs", "one_minus_cos_mean", "one_minus_cos_max"]
+    )

@@ -10,6 +10,7 @@ picked the same kernels, or no kernel differed). They are real outcomes of the p
 estimates of spread use every run; tests that assume independent continuous draws are repeated on
 the distinct outcomes, one score per digest, and say so.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -50,7 +51,9 @@ def finished(trials: pd.DataFrame) -> Scored:
         notes.append(f"{name}: no final_metric in its last result; scored by its last epoch's metric")
     score = final.where(~patched, last)
     nan_trials = tuple(done.loc[score.isna(), "trial"])
-    notes += [f"{name}: score is NaN (e.g. AUC with one class present); excluded from every table" for name in nan_trials]
+    notes += [
+        f"{name}: score is NaN (e.g. AUC with one class present); excluded from every table" for name in nan_trials
+    ]
     # why: x100 turns 0.933 into 93.30000000000001; the rounding keeps that noise out of the CSVs
     done["score"] = (score * 100).round(10)
     return Scored(done[done["score"].notna()], notes, nan_trials)
@@ -110,10 +113,15 @@ def cells(done: pd.DataFrame) -> Iterator[Cell]:
             noisy = group[group["mode"] == mode]
             if noisy.empty and det.empty:
                 continue
-            yield Cell(optimizer=optimizer, seed=seed, mode=mode,
-                       det=float(det["score"].mean()) if len(det) else np.nan,
-                       det_digest=det["weights_sha256"].iloc[0] if len(det) else None,
-                       scores=noisy["score"].to_numpy(dtype=float), digests=noisy["weights_sha256"].astype(str).to_numpy())
+            yield Cell(
+                optimizer=optimizer,
+                seed=seed,
+                mode=mode,
+                det=float(det["score"].mean()) if len(det) else np.nan,
+                det_digest=det["weights_sha256"].iloc[0] if len(det) else None,
+                scores=noisy["score"].to_numpy(dtype=float),
+                digests=noisy["weights_sha256"].astype(str).to_numpy(),
+            )
 
 
 def cell_key(cell: Cell) -> dict[str, object]:

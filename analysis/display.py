@@ -1,5 +1,6 @@
 """How numbers read in report.md and on the terminal: integers as integers, p-values that never
 read 0.000, "–" for an empty cell (the row's note says why), tiny distances in scientific form."""
+
 from __future__ import annotations
 
 import math
@@ -51,6 +52,8 @@ def markdown(table: pd.DataFrame, digits: int = 3) -> str:
     text = pd.DataFrame(rows, columns=table.columns)
     if "note" in text and (text["note"].isin(["", EMPTY])).all():
         text = text.drop(columns="note")
-    numeric = {c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])}
+    numeric = {
+        c for c in table.columns if pd.api.types.is_numeric_dtype(table[c]) and not pd.api.types.is_bool_dtype(table[c])
+    }
     align = ["right" if c in numeric else "left" for c in text.columns]
     return text.to_markdown(index=False, disable_numparse=True, colalign=align)

@@ -1,4 +1,5 @@
 """The report's figures (matplotlib, no display needed)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis.cells import DET, noisy_modes  # noqa: E402
 
@@ -35,9 +36,13 @@ def metric_distribution(done: pd.DataFrame, metric: str, out: Path) -> Path:
                 if not len(scores):
                     continue
                 pos = x + (i - (len(modes) - 1) / 2) * width
-                ax.boxplot([scores], positions=[pos], widths=width * 0.8, showfliers=False, medianprops={"color": f"C{i}"})
+                ax.boxplot(
+                    [scores], positions=[pos], widths=width * 0.8, showfliers=False, medianprops={"color": f"C{i}"}
+                )
                 jitter = np.linspace(-width / 4, width / 4, len(scores)) if len(scores) > 1 else np.zeros(1)
-                ax.scatter(pos + jitter, scores, s=14, color=f"C{i}", alpha=0.7, label=mode if x == 0 else None, zorder=3)
+                ax.scatter(
+                    pos + jitter, scores, s=14, color=f"C{i}", alpha=0.7, label=mode if x == 0 else None, zorder=3
+                )
             det = runs.loc[runs["mode"] == DET, "score"].to_numpy()
             if len(det):
                 ax.scatter([x], det[:1], marker="D", s=50, color="black", label=DET if x == 0 else None, zorder=4)
@@ -76,8 +81,10 @@ def similarity_curves(sim: pd.DataFrame, out: Path) -> Path:
 def churn_bars(churn: pd.DataFrame, out: Path) -> Path:
     """Mean (bar) and largest (marker) prediction churn between repeats, per configuration."""
     table = churn.dropna(subset=["churn_mean"])
-    labels = [f"{o}\nseed {s}" + (f"\n{m}" if table["mode"].nunique() > 1 else "")
-              for o, s, m in zip(table["optimizer"], table["seed"], table["mode"])]
+    labels = [
+        f"{o}\nseed {s}" + (f"\n{m}" if table["mode"].nunique() > 1 else "")
+        for o, s, m in zip(table["optimizer"], table["seed"], table["mode"])
+    ]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(table) + 2), 4.0), constrained_layout=True)
     x = np.arange(len(table))
     ax.bar(x, table["churn_mean"] * 100, color="tab:blue", label="mean over differing pairs")
@@ -95,7 +102,10 @@ def runtime_by_mode(trials: pd.DataFrame, out: Path) -> Path:
     """Runtime of each finished trial in minutes, by optimizer and mode."""
     done = trials[trials["status"] == "finished"]
     groups = [(o, m) for o in sorted(done["optimizer"].unique()) for m in (DET, *noisy_modes(done))]
-    data = [done[(done["optimizer"] == o) & (done["mode"] == m)]["runtime_s"].astype(float).to_numpy() / 60 for o, m in groups]
+    data = [
+        done[(done["optimizer"] == o) & (done["mode"] == m)]["runtime_s"].astype(float).to_numpy() / 60
+        for o, m in groups
+    ]
     fig, ax = plt.subplots(figsize=(max(5.0, 1.4 * len(groups) + 1), 4.0), constrained_layout=True)
     keep = [i for i, d in enumerate(data) if len(d)]
     ax.boxplot([data[i] for i in keep], positions=keep, widths=0.5)

@@ -3,6 +3,7 @@
 Each answers one question, named in its docstring. They return NaN where the data cannot answer
 (too few runs, no variation); the tables beside them say why in words.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -138,7 +139,7 @@ def seed_shift(diffs: np.ndarray, confidence: float = 0.95) -> Shift:
     if signs is not None:
         observed = abs(diffs.sum())
         p_exact = float((np.abs(signs @ diffs) >= observed - 1e-12).mean())
-        p_min = 2 / 2 ** k
+        p_min = 2 / 2**k
     else:
         p_exact = p_min = np.nan
     return Shift(k, float(diffs.mean()), lo, hi, t, p, p_exact, p_min)
@@ -207,7 +208,9 @@ def power(n: int, effect: float, alpha: float = 0.05) -> float:
     return achieved
 
 
-def repeats_needed(delta: float, sd: float, alpha: float = 0.05, target: float = 0.8, max_n: int = 100_000) -> int | None:
+def repeats_needed(
+    delta: float, sd: float, alpha: float = 0.05, target: float = 0.8, max_n: int = 100_000
+) -> int | None:
     """Fewest runs (>= 2, the least a t-test needs) for the one-sample t-test to detect a true shift
     of `delta` with probability `target`; None where sd is not positive or no n up to max_n does."""
     if not sd > 0 or not np.isfinite(sd):

@@ -5,6 +5,7 @@ energy, where start-up went (startup_*_s) and environment (env_*). epochs: one r
 epoch. Works on a directory copied from another machine, with no Ray running; survives errored
 trials, trials still running and a truncated last line, and says what it skipped.
 """
+
 from __future__ import annotations
 
 import io
@@ -16,8 +17,21 @@ from pathlib import Path
 import pandas as pd
 
 KEYS = ["optimizer", "seed", "mode", "repeat"]
-FINAL_KEYS = ("final_metric", "final_epoch", "weights_sha256", "init_sha256", "data_sha256", "runtime_s",
-              "started_at", "startup_s", "energy_j", "gpu_energy_j", "nondeterministic_ops", "restarts", "restart_epochs")
+FINAL_KEYS = (
+    "final_metric",
+    "final_epoch",
+    "weights_sha256",
+    "init_sha256",
+    "data_sha256",
+    "runtime_s",
+    "started_at",
+    "startup_s",
+    "energy_j",
+    "gpu_energy_j",
+    "nondeterministic_ops",
+    "restarts",
+    "restart_epochs",
+)
 
 
 @dataclass
@@ -71,7 +85,7 @@ def _last_result(path: Path, skipped: list[str]) -> dict:
             chunk *= 4
     if chunk < size:
         lines = lines[1:]  # the first line of a partial read may start mid-line
-    for i, raw in enumerate(reversed(lines)):
+    for raw in reversed(lines):
         if raw.strip():
             try:
                 return _parse_line(raw.decode(errors="replace"))
@@ -134,7 +148,9 @@ def _json_epochs(trial_dir: Path, index: int, skipped: list[str]) -> pd.DataFram
     notes: list[str] = []
     results = _read_results(trial_dir / "result.json", notes)
     skipped += [n for n in notes if n not in skipped]  # the truncated last line is already noted
-    frame = pd.DataFrame.from_records([{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for r in results])
+    frame = pd.DataFrame.from_records(
+        [{k: v for k, v in r.items() if not isinstance(v, (dict, list))} for r in results]
+    )
     frame.insert(0, "__trial", index)
     return frame
 
@@ -158,7 +174,9 @@ def load_experiment(path: str | Path) -> Experiment:
         try:
             params = json.loads(params_file.read_text())
         except (ValueError, OSError) as exc:
-            skipped.append(f"{params_file}: {'not JSON' if isinstance(exc, ValueError) else exc.strerror}, trial skipped")
+            skipped.append(
+                f"{params_file}: {'not JSON' if isinstance(exc, ValueError) else exc.strerror}, trial skipped"
+            )
             continue
         lacking = [k for k in KEYS if not isinstance(params, dict) or k not in params]
         if lacking:
@@ -175,10 +193,16 @@ def load_experiment(path: str | Path) -> Experiment:
             json_frames.append(_json_epochs(trial_dir, index, skipped))
         # a trial that failed and then finished on a retry keeps its error.txt: finished wins
         status = "finished" if "weights_sha256" in last else "errored" if error else "running"
-        row = {"trial": trial_dir.name, **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
-               **{k: json.dumps(v) for k, v in params.items() if isinstance(v, (list, dict))},
-               "status": status, "error": error, "epochs_done": int(last.get("epoch", 0)),
-               "last_metric": last.get("metric"), "final_metric_reported": "final_metric" in last}
+        row = {
+            "trial": trial_dir.name,
+            **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
+            **{k: json.dumps(v) for k, v in params.items() if isinstance(v, (list, dict))},
+            "status": status,
+            "error": error,
+            "epochs_done": int(last.get("epoch", 0)),
+            "last_metric": last.get("metric"),
+            "final_metric_reported": "final_metric" in last,
+        }
         for key in FINAL_KEYS:
             value = last.get(key)
             row[key] = json.dumps(value) if isinstance(value, list) else value
@@ -198,7 +222,9 @@ def load_experiment(path: str | Path) -> Experiment:
     rerun = epochs.duplicated(["__trial", "epoch"], keep="last")
     if rerun.any():  # why: after a restart Tune may log an epoch again; the later run led to the result
         for i, group in epochs[rerun].groupby("__trial"):
-            skipped.append(f"{trials['trial'].iloc[i]}: epochs {sorted(set(group['epoch']))} ran twice (a restart); the later run is kept")
+            skipped.append(
+                f"{trials['trial'].iloc[i]}: epochs {sorted(set(group['epoch']))} ran twice (a restart); the later run is kept"
+            )
         epochs = epochs[~rerun].reset_index(drop=True)
     _numeric_columns(epochs, trials, skipped)
     index = epochs.pop("__trial").to_numpy()
@@ -221,7 +247,9 @@ def _numeric_columns(epochs: pd.DataFrame, trials: pd.DataFrame, skipped: list[s
         numbers = pd.to_numeric(epochs[column], errors="coerce")
         bad = numbers.isna() & epochs[column].notna()
         for i in sorted(set(epochs.loc[bad, "__trial"])):
-            note = f"{trials['trial'].iloc[i]}: text where numbers belong in its results (e.g. {column}); read as missing"
+            note = (
+                f"{trials['trial'].iloc[i]}: text where numbers belong in its results (e.g. {column}); read as missing"
+            )
             if not any(n.startswith(f"{trials['trial'].iloc[i]}: text where") for n in skipped):
                 skipped.append(note)
         epochs[column] = numbers
@@ -235,7 +263,7 @@ def _last_csv_epoch(progress: tuple[bytes, bytes]) -> int | None:
     columns = header.split(b",")
     if b"epoch" not in columns or not body:
         return None
-    last_row = body[body.rstrip(b"\n").rfind(b"\n") + 1:].rstrip(b"\n").split(b",")
+    last_row = body[body.rstrip(b"\n").rfind(b"\n") + 1 :].rstrip(b"\n").split(b",")
     try:
         return int(float(last_row[columns.index(b"epoch")]))
     except (ValueError, IndexError):

@@ -6,6 +6,7 @@ share = var(source mode) / var(paper mode): 1 means that source alone reproduces
 noise, 0 that it adds none. Its interval is the F interval of a ratio of two normal variances. If
 the two sources were independent and added, their shares would sum to about 1 ("adds up").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,9 @@ AUTOTUNER, KERNELS = "autotuner-only", "kernels-only"
 SOURCES = (AUTOTUNER, KERNELS)
 
 
-def ratio_interval(v_num: float, df_num: float, v_den: float, df_den: float, confidence: float = 0.95) -> tuple[float, float]:
+def ratio_interval(
+    v_num: float, df_num: float, v_den: float, df_den: float, confidence: float = 0.95
+) -> tuple[float, float]:
     """Interval for sigma_num^2 / sigma_den^2 from two sample variances of normal data."""
     if not (df_num > 0 and df_den > 0 and v_den > 0) or np.isnan(v_num):
         return np.nan, np.nan
@@ -30,7 +33,7 @@ def _within(group: pd.DataFrame) -> tuple[float, int]:
     """Variance within seeds, pooled, and its degrees of freedom (runs - seeds)."""
     dev = group["score"] - group.groupby("seed")["score"].transform("mean")
     dof = len(group) - group["seed"].nunique()
-    return (float((dev ** 2).sum() / dof) if dof > 0 else np.nan), dof
+    return (float((dev**2).sum() / dof) if dof > 0 else np.nan), dof
 
 
 def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, object]:
@@ -42,24 +45,48 @@ def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, objec
         var, df = _within(by_mode[mode]) if mode in by_mode else (np.nan, 0)
         share = var / paper_var if paper_var > 0 else np.nan
         lo, hi = ratio_interval(var, df, paper_var, paper_df, confidence)
-        row.update({f"{key}_n_distinct": int(by_mode[mode]["weights_sha256"].nunique()) if mode in by_mode else 0,
-                    f"{key}_var": var, f"{key}_share": share, f"{key}_share_lo": lo, f"{key}_share_hi": hi})
+        row.update(
+            {
+                f"{key}_n_distinct": int(by_mode[mode]["weights_sha256"].nunique()) if mode in by_mode else 0,
+                f"{key}_var": var,
+                f"{key}_share": share,
+                f"{key}_share_lo": lo,
+                f"{key}_share_hi": hi,
+            }
+        )
         shares[mode] = share
         parts.append((var, df))
     total = sum(v for v, _ in parts)
     # why: Satterthwaite's df for a sum of two variance estimates
-    denom = sum(v ** 2 / d for v, d in parts if d > 0)
-    df_sum = total ** 2 / denom if denom > 0 else np.nan
+    denom = sum(v**2 / d for v, d in parts if d > 0)
+    df_sum = total**2 / denom if denom > 0 else np.nan
     lo, hi = ratio_interval(total, df_sum, paper_var, paper_df, confidence) if np.isfinite(df_sum) else (np.nan, np.nan)
-    row.update(sum_share=total / paper_var if paper_var > 0 else np.nan, sum_share_lo=lo, sum_share_hi=hi,
-               adds_up=(lo <= 1 <= hi) if np.isfinite(lo) else pd.NA)
-    row["note"] = ("the paper's mode showed no variation: no share" if paper_var == 0 else
-                   "needs 2 runs of the paper's mode" if not paper_df else "")
+    row.update(
+        sum_share=total / paper_var if paper_var > 0 else np.nan,
+        sum_share_lo=lo,
+        sum_share_hi=hi,
+        adds_up=(lo <= 1 <= hi) if np.isfinite(lo) else pd.NA,
+    )
+    row["note"] = (
+        "the paper's mode showed no variation: no share"
+        if paper_var == 0
+        else "needs 2 runs of the paper's mode"
+        if not paper_df
+        else ""
+    )
     return row
 
 
-COLUMNS = ["paper_var", "paper_df", *[f"{m.split('-')[0]}_{c}" for m in SOURCES for c in ("n_distinct", "var", "share", "share_lo", "share_hi")],
-           "sum_share", "sum_share_lo", "sum_share_hi", "adds_up", "note"]
+COLUMNS = [
+    "paper_var",
+    "paper_df",
+    *[f"{m.split('-')[0]}_{c}" for m in SOURCES for c in ("n_distinct", "var", "share", "share_lo", "share_hi")],
+    "sum_share",
+    "sum_share_lo",
+    "sum_share_hi",
+    "adds_up",
+    "note",
+]
 
 
 def sources(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -98,17 +125,42 @@ def mode_cost(done: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
             if runs.empty:
                 continue
             repeated = runs.groupby("seed").filter(lambda g: len(g) > 1)
-            reproducible = (bool((repeated.groupby("seed")["weights_sha256"].nunique() == 1).all())
-                            if len(repeated) else True if mode == DET else pd.NA)  # why: det by contract; integrity checks D >= 2
+            reproducible = (
+                bool((repeated.groupby("seed")["weights_sha256"].nunique() == 1).all())
+                if len(repeated)
+                else True
+                if mode == DET
+                else pd.NA
+            )  # why: det by contract; integrity checks D >= 2
             trial_min = float(pd.to_numeric(runs["runtime_s"], errors="coerce").mean() / 60)
             epoch_s = float(per_trial.reindex(runs["trial"]).median()) if len(per_trial) else np.nan
             if mode == DET:
                 base = {"trial_min": trial_min, "epoch_s": epoch_s}
-            rows.append({"optimizer": optimizer, "mode": mode, "trials": len(runs), "reproducible": reproducible,
-                         "trial_min": trial_min, "trial_vs_det_pct": (trial_min / base.get("trial_min", np.nan) - 1) * 100,
-                         "epoch_s": epoch_s, "epoch_vs_det_pct": (epoch_s / base.get("epoch_s", np.nan) - 1) * 100})
-    return pd.DataFrame(rows, columns=["optimizer", "mode", "trials", "reproducible", "trial_min", "trial_vs_det_pct",
-                                       "epoch_s", "epoch_vs_det_pct"])
+            rows.append(
+                {
+                    "optimizer": optimizer,
+                    "mode": mode,
+                    "trials": len(runs),
+                    "reproducible": reproducible,
+                    "trial_min": trial_min,
+                    "trial_vs_det_pct": (trial_min / base.get("trial_min", np.nan) - 1) * 100,
+                    "epoch_s": epoch_s,
+                    "epoch_vs_det_pct": (epoch_s / base.get("epoch_s", np.nan) - 1) * 100,
+                }
+            )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "optimizer",
+            "mode",
+            "trials",
+            "reproducible",
+            "trial_min",
+            "trial_vs_det_pct",
+            "epoch_s",
+            "epoch_vs_det_pct",
+        ],
+    )
 
 
 def _where(r) -> str:  # noqa: ANN001 (a sources_pooled row)
@@ -144,8 +196,11 @@ def source_lines(pooled: pd.DataFrame, cost: pd.DataFrame) -> list[str]:
         else:
             best = others.iloc[0]
             delta = best["trial_vs_det_pct"]
-            cheapest = (f"reproducible besides deterministic: {best['mode']}, " + (
-                f"{abs(delta):.0f}% {'faster' if delta < 0 else 'slower'} per trial" if abs(delta) >= 2 else "within 2% of its time per trial"))
+            cheapest = f"reproducible besides deterministic: {best['mode']}, " + (
+                f"{abs(delta):.0f}% {'faster' if delta < 0 else 'slower'} per trial"
+                if abs(delta) >= 2
+                else "within 2% of its time per trial"
+            )
         lines.append(f"{r.optimizer}: {_where(r)}; {cheapest}")
     return lines
 

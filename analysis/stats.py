@@ -4,6 +4,7 @@ paper shows them; differences are det - noisy, in percentage points (`_pts`); a 
 difference is named `_rel_pct`. Every table is flat, its rows keyed by optimizer, seed and mode in
 that order, and a `note` column says why a cell is empty.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,9 +40,17 @@ def table1_extremes(done: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for optimizer, group in done.groupby("optimizer", sort=True):
         det = group[group["mode"] == DET]
-        rows.append({"optimizer": optimizer, "max_pct": group["score"].max(), "min_pct": group["score"].min(),
-                     "configs": group["seed"].nunique(), "det_outcomes": det.groupby("seed")["weights_sha256"].nunique().sum(),
-                     "noisy_runs": int((group["mode"] != DET).sum()), "det_runs": len(det)})
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "max_pct": group["score"].max(),
+                "min_pct": group["score"].min(),
+                "configs": group["seed"].nunique(),
+                "det_outcomes": det.groupby("seed")["weights_sha256"].nunique().sum(),
+                "noisy_runs": int((group["mode"] != DET).sum()),
+                "det_runs": len(det),
+            }
+        )
     return _frame(rows, ["optimizer", "max_pct", "min_pct", "configs", "det_outcomes", "noisy_runs", "det_runs"])
 
 
@@ -53,12 +62,25 @@ def configurations(done: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for c in cells(done):
         mean = float(c.scores.mean()) if c.n else np.nan
-        rows.append({**cell_key(c), "det_pct": c.det, "n": c.n, "n_distinct": c.n_distinct, "n_equal_det": c.n_equal_det,
-                     "mean_pct": mean, "diff_pts": c.det - mean,
-                     "max_dev_pts": float(np.abs(c.scores - c.det).max()) if c.n else np.nan,
-                     "note": _notes("" if c.n else "no run of this mode finished",
-                                    "no deterministic run finished" if np.isnan(c.det) else "")})
-    return _frame(rows, [*CELL, "det_pct", "n", "n_distinct", "n_equal_det", "mean_pct", "diff_pts", "max_dev_pts", "note"])
+        rows.append(
+            {
+                **cell_key(c),
+                "det_pct": c.det,
+                "n": c.n,
+                "n_distinct": c.n_distinct,
+                "n_equal_det": c.n_equal_det,
+                "mean_pct": mean,
+                "diff_pts": c.det - mean,
+                "max_dev_pts": float(np.abs(c.scores - c.det).max()) if c.n else np.nan,
+                "note": _notes(
+                    "" if c.n else "no run of this mode finished",
+                    "no deterministic run finished" if np.isnan(c.det) else "",
+                ),
+            }
+        )
+    return _frame(
+        rows, [*CELL, "det_pct", "n", "n_distinct", "n_equal_det", "mean_pct", "diff_pts", "max_dev_pts", "note"]
+    )
 
 
 def spread(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -68,11 +90,37 @@ def spread(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     for c in cells(done):
         mean_lo, mean_hi = inference.mean_interval(c.scores, confidence)
         std_lo, std_hi = inference.sd_interval(c.scores, confidence)
-        rows.append({**cell_key(c), "n": c.n, "n_distinct": c.n_distinct, "mean_pct": float(c.scores.mean()) if c.n else np.nan,
-                     "mean_lo": mean_lo, "mean_hi": mean_hi, "std_pts": float(c.scores.std(ddof=1)) if c.n > 1 else np.nan,
-                     "std_lo": std_lo, "std_hi": std_hi, "range_pts": float(np.ptp(c.scores)) if c.n else np.nan,
-                     "note": _notes(_spread_note(c, needs_det=False), c.copies_note)})
-    return _frame(rows, [*CELL, "n", "n_distinct", "mean_pct", "mean_lo", "mean_hi", "std_pts", "std_lo", "std_hi", "range_pts", "note"])
+        rows.append(
+            {
+                **cell_key(c),
+                "n": c.n,
+                "n_distinct": c.n_distinct,
+                "mean_pct": float(c.scores.mean()) if c.n else np.nan,
+                "mean_lo": mean_lo,
+                "mean_hi": mean_hi,
+                "std_pts": float(c.scores.std(ddof=1)) if c.n > 1 else np.nan,
+                "std_lo": std_lo,
+                "std_hi": std_hi,
+                "range_pts": float(np.ptp(c.scores)) if c.n else np.nan,
+                "note": _notes(_spread_note(c, needs_det=False), c.copies_note),
+            }
+        )
+    return _frame(
+        rows,
+        [
+            *CELL,
+            "n",
+            "n_distinct",
+            "mean_pct",
+            "mean_lo",
+            "mean_hi",
+            "std_pts",
+            "std_lo",
+            "std_hi",
+            "range_pts",
+            "note",
+        ],
+    )
 
 
 def runtime(done: pd.DataFrame) -> pd.DataFrame:
@@ -84,9 +132,22 @@ def runtime(done: pd.DataFrame) -> pd.DataFrame:
     for mode in noisy_modes(done):
         for optimizer, seed in sorted({(o, s) for o, s, _ in mean.index}):
             det, noisy = mean.get((optimizer, seed, DET), np.nan), mean.get((optimizer, seed, mode), np.nan)
-            note = _notes("no deterministic run finished" if np.isnan(det) else "", "no run of this mode finished" if np.isnan(noisy) else "")
-            rows.append({"optimizer": optimizer, "seed": seed, "mode": mode, "det_min": det, "mode_min": noisy,
-                         "diff_min": det - noisy, "diff_rel_pct": (det - noisy) / noisy * 100, "note": note})
+            note = _notes(
+                "no deterministic run finished" if np.isnan(det) else "",
+                "no run of this mode finished" if np.isnan(noisy) else "",
+            )
+            rows.append(
+                {
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "mode": mode,
+                    "det_min": det,
+                    "mode_min": noisy,
+                    "diff_min": det - noisy,
+                    "diff_rel_pct": (det - noisy) / noisy * 100,
+                    "note": note,
+                }
+            )
     return _frame(rows, [*CELL, "det_min", "mode_min", "diff_min", "diff_rel_pct", "note"])
 
 
@@ -99,12 +160,44 @@ def typicality(done: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         t, p = inference.prediction_test(c.det, c.scores)
         _, p_distinct = inference.prediction_test(c.det, c.distinct)
         rank = inference.rank_test(c.det, c.distinct)
-        rows.append({**cell_key(c), "det_pct": c.det, "n": c.n, "n_distinct": c.n_distinct, "t": t, "p": p,
-                     "p_distinct": p_distinct, "below": rank.below, "ties": rank.ties, "above": rank.above,
-                     "p_rank": rank.p, "p_rank_min": rank.p_min, "note": _notes(_spread_note(c), c.copies_note)})
-    table = _frame(rows, [*CELL, "det_pct", "n", "n_distinct", "t", "p", "p_distinct", "below", "ties", "above",
-                          "p_rank", "p_rank_min", "note"])
-    table.insert(table.columns.get_loc("p_distinct") + 1, "p_holm", table.groupby("mode")["p"].transform(inference.holm))
+        rows.append(
+            {
+                **cell_key(c),
+                "det_pct": c.det,
+                "n": c.n,
+                "n_distinct": c.n_distinct,
+                "t": t,
+                "p": p,
+                "p_distinct": p_distinct,
+                "below": rank.below,
+                "ties": rank.ties,
+                "above": rank.above,
+                "p_rank": rank.p,
+                "p_rank_min": rank.p_min,
+                "note": _notes(_spread_note(c), c.copies_note),
+            }
+        )
+    table = _frame(
+        rows,
+        [
+            *CELL,
+            "det_pct",
+            "n",
+            "n_distinct",
+            "t",
+            "p",
+            "p_distinct",
+            "below",
+            "ties",
+            "above",
+            "p_rank",
+            "p_rank_min",
+            "note",
+        ],
+    )
+    table.insert(
+        table.columns.get_loc("p_distinct") + 1, "p_holm", table.groupby("mode")["p"].transform(inference.holm)
+    )
     table.insert(table.columns.get_loc("p_holm") + 1, "atypical", table["p_holm"] < alpha)
     return table
 
@@ -120,12 +213,39 @@ def paper_ttests(done: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
         t, p = inference.one_sample_t(c.det, c.scores)
         _, p_distinct = inference.one_sample_t(c.det, c.distinct)
         mean = float(c.scores.mean()) if c.n else np.nan
-        rows.append({**cell_key(c), "det_pct": c.det, "mean_pct": mean, "diff_pts": c.det - mean,
-                     "diff_rel_pct": (c.det - mean) / c.det * 100, "n": c.n, "n_distinct": c.n_distinct, "t": t, "p": p,
-                     "p_distinct": p_distinct, "p_sign": inference.sign_test(c.det, c.distinct),
-                     "note": _notes(_spread_note(c), c.copies_note)})
-    table = _frame(rows, [*CELL, "det_pct", "mean_pct", "diff_pts", "diff_rel_pct", "n", "n_distinct", "t", "p",
-                          "p_distinct", "p_sign", "note"])
+        rows.append(
+            {
+                **cell_key(c),
+                "det_pct": c.det,
+                "mean_pct": mean,
+                "diff_pts": c.det - mean,
+                "diff_rel_pct": (c.det - mean) / c.det * 100,
+                "n": c.n,
+                "n_distinct": c.n_distinct,
+                "t": t,
+                "p": p,
+                "p_distinct": p_distinct,
+                "p_sign": inference.sign_test(c.det, c.distinct),
+                "note": _notes(_spread_note(c), c.copies_note),
+            }
+        )
+    table = _frame(
+        rows,
+        [
+            *CELL,
+            "det_pct",
+            "mean_pct",
+            "diff_pts",
+            "diff_rel_pct",
+            "n",
+            "n_distinct",
+            "t",
+            "p",
+            "p_distinct",
+            "p_sign",
+            "note",
+        ],
+    )
     table["p_holm"] = table.groupby("mode")["p"].transform(inference.holm)
     table["p_holm_distinct"] = table.groupby("mode")["p_distinct"].transform(inference.holm)
     table["significant_holm"] = table["p_holm"] < alpha
@@ -140,17 +260,40 @@ def table5_summary(tests: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     for (mode, optimizer), g in tests.groupby(["mode", "optimizer"], sort=False):
         tested = g[g["p"].notna()]
         significant = tested[tested["p"] < alpha]
-        rows.append({"optimizer": optimizer, "mode": mode, "configs": len(g), "tested": len(tested),
-                     "sig_holm": int((tested["p_holm"] < alpha).sum()),
-                     "sig_holm_distinct": int((tested["p_holm_distinct"] < alpha).sum()),
-                     "sig_unadjusted": len(significant),
-                     "mean_abs_diff_pts": tested["diff_pts"].abs().mean(),
-                     "mean_abs_diff_rel_pct": tested["diff_rel_pct"].abs().mean(),
-                     "mean_abs_diff_rel_pct_sig": significant["diff_rel_pct"].abs().mean(),
-                     "note": _notes("" if len(tested) else "no configuration could be tested (see the per-configuration notes)",
-                                    "" if len(significant) or not len(tested) else "none significant unadjusted: no _sig mean")})
-    return _frame(rows, ["optimizer", "mode", "configs", "tested", "sig_holm", "sig_holm_distinct", "sig_unadjusted",
-                         "mean_abs_diff_pts", "mean_abs_diff_rel_pct", "mean_abs_diff_rel_pct_sig", "note"])
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "mode": mode,
+                "configs": len(g),
+                "tested": len(tested),
+                "sig_holm": int((tested["p_holm"] < alpha).sum()),
+                "sig_holm_distinct": int((tested["p_holm_distinct"] < alpha).sum()),
+                "sig_unadjusted": len(significant),
+                "mean_abs_diff_pts": tested["diff_pts"].abs().mean(),
+                "mean_abs_diff_rel_pct": tested["diff_rel_pct"].abs().mean(),
+                "mean_abs_diff_rel_pct_sig": significant["diff_rel_pct"].abs().mean(),
+                "note": _notes(
+                    "" if len(tested) else "no configuration could be tested (see the per-configuration notes)",
+                    "" if len(significant) or not len(tested) else "none significant unadjusted: no _sig mean",
+                ),
+            }
+        )
+    return _frame(
+        rows,
+        [
+            "optimizer",
+            "mode",
+            "configs",
+            "tested",
+            "sig_holm",
+            "sig_holm_distinct",
+            "sig_unadjusted",
+            "mean_abs_diff_pts",
+            "mean_abs_diff_rel_pct",
+            "mean_abs_diff_rel_pct_sig",
+            "note",
+        ],
+    )
 
 
 def mode_shift(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -163,12 +306,36 @@ def mode_shift(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
             by_group.setdefault((c.optimizer, c.mode), []).append(c.det - float(c.scores.mean()))
         else:
             by_group.setdefault((c.optimizer, c.mode), [])
-    for (optimizer, mode), diffs in sorted(by_group.items(), key=lambda kv: (noisy_modes(done).index(kv[0][1]), kv[0][0])):
+    for (optimizer, mode), diffs in sorted(
+        by_group.items(), key=lambda kv: (noisy_modes(done).index(kv[0][1]), kv[0][0])
+    ):
         s = inference.seed_shift(np.array(diffs), confidence)
-        note = "needs >= 2 seeds" if s.seeds < 2 else "every seed's difference is equal: no t-test" if np.isnan(s.p) else ""
-        rows.append({"optimizer": optimizer, "mode": mode, "seeds": s.seeds, "shift_pts": s.mean, "shift_lo": s.lo,
-                     "shift_hi": s.hi, "t": s.t, "p": s.p, "p_exact": s.p_exact, "p_exact_min": s.p_min, "note": note})
-    return _frame(rows, ["optimizer", "mode", "seeds", "shift_pts", "shift_lo", "shift_hi", "t", "p", "p_exact", "p_exact_min", "note"])
+        note = (
+            "needs >= 2 seeds"
+            if s.seeds < 2
+            else "every seed's difference is equal: no t-test"
+            if np.isnan(s.p)
+            else ""
+        )
+        rows.append(
+            {
+                "optimizer": optimizer,
+                "mode": mode,
+                "seeds": s.seeds,
+                "shift_pts": s.mean,
+                "shift_lo": s.lo,
+                "shift_hi": s.hi,
+                "t": s.t,
+                "p": s.p,
+                "p_exact": s.p_exact,
+                "p_exact_min": s.p_min,
+                "note": note,
+            }
+        )
+    return _frame(
+        rows,
+        ["optimizer", "mode", "seeds", "shift_pts", "shift_lo", "shift_hi", "t", "p", "p_exact", "p_exact_min", "note"],
+    )
 
 
 def seed_vs_cuda(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -179,27 +346,59 @@ def seed_vs_cuda(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
         for optimizer, group in done[done["mode"] == mode].groupby("optimizer", sort=True):
             parts = [g["score"].to_numpy(dtype=float) for _, g in group.groupby("seed", sort=True)]
             r = inference.random_effects(parts, confidence)
-            notes = ["needs >= 2 seeds" if r.seeds < 2 else "",
-                     "no seed has 2 runs" if r.runs - r.seeds < 1 else "",
-                     f"var_seed estimate {r.var_seed_raw:.3g} < 0, set to 0" if r.var_seed_raw < 0 else "",
-                     "no variation within any seed" if r.ms_within == 0 else ""]
-            rows.append({"optimizer": optimizer, "mode": mode, "seeds": r.seeds, "runs": r.runs,
-                         "n_distinct": int(group["weights_sha256"].nunique()),
-                         "var_seed": r.var_seed, "var_cuda": r.var_cuda, "var_cuda_lo": r.var_cuda_lo, "var_cuda_hi": r.var_cuda_hi,
-                         "share_cuda": r.share_cuda, "share_cuda_lo": r.share_cuda_lo, "share_cuda_hi": r.share_cuda_hi,
-                         "note": _notes(*notes)})
-    return _frame(rows, ["optimizer", "mode", "seeds", "runs", "n_distinct", "var_seed", "var_cuda", "var_cuda_lo",
-                         "var_cuda_hi", "share_cuda", "share_cuda_lo", "share_cuda_hi", "note"])
+            notes = [
+                "needs >= 2 seeds" if r.seeds < 2 else "",
+                "no seed has 2 runs" if r.runs - r.seeds < 1 else "",
+                f"var_seed estimate {r.var_seed_raw:.3g} < 0, set to 0" if r.var_seed_raw < 0 else "",
+                "no variation within any seed" if r.ms_within == 0 else "",
+            ]
+            rows.append(
+                {
+                    "optimizer": optimizer,
+                    "mode": mode,
+                    "seeds": r.seeds,
+                    "runs": r.runs,
+                    "n_distinct": int(group["weights_sha256"].nunique()),
+                    "var_seed": r.var_seed,
+                    "var_cuda": r.var_cuda,
+                    "var_cuda_lo": r.var_cuda_lo,
+                    "var_cuda_hi": r.var_cuda_hi,
+                    "share_cuda": r.share_cuda,
+                    "share_cuda_lo": r.share_cuda_lo,
+                    "share_cuda_hi": r.share_cuda_hi,
+                    "note": _notes(*notes),
+                }
+            )
+    return _frame(
+        rows,
+        [
+            "optimizer",
+            "mode",
+            "seeds",
+            "runs",
+            "n_distinct",
+            "var_seed",
+            "var_cuda",
+            "var_cuda_lo",
+            "var_cuda_hi",
+            "share_cuda",
+            "share_cuda_lo",
+            "share_cuda_hi",
+            "note",
+        ],
+    )
 
 
 def pooled_sd(group: pd.DataFrame) -> tuple[float, int]:
     """The within-configuration std pooled over seeds, and its degrees of freedom (runs - seeds)."""
     dev = group["score"] - group.groupby("seed")["score"].transform("mean")
     dof = len(group) - group["seed"].nunique()
-    return (float(np.sqrt((dev ** 2).sum() / dof)) if dof > 0 else np.nan), dof
+    return (float(np.sqrt((dev**2).sum() / dof)) if dof > 0 else np.nan), dof
 
 
-def power_table(done: pd.DataFrame, deltas_pts: tuple[float, ...], alpha: float = 0.05, target: float = 0.8) -> pd.DataFrame:
+def power_table(
+    done: pd.DataFrame, deltas_pts: tuple[float, ...], alpha: float = 0.05, target: float = 0.8
+) -> pd.DataFrame:
     """Repeats the paper's one-sample t-test needs to detect each shift (points) with probability
     `target`, from the pooled within-configuration std. 2 is the floor: a t-test needs two runs."""
     rows = []
@@ -230,8 +429,15 @@ def table6_energy(trials: pd.DataFrame, board_power_w: float, carbon_kg_per_kwh:
     rows = []
     for name, group in list(t.groupby("optimizer")) + [("all", t)]:
         kwh = group["joules"].astype(float).sum() / 3.6e6
-        rows.append({"optimizer": name, "trials": len(group), "measured": int(group["measured"].sum()),
-                     "kwh": kwh, "co2_kg": kwh * carbon_kg_per_kwh})
+        rows.append(
+            {
+                "optimizer": name,
+                "trials": len(group),
+                "measured": int(group["measured"].sum()),
+                "kwh": kwh,
+                "co2_kg": kwh * carbon_kg_per_kwh,
+            }
+        )
     return _frame(rows, ["optimizer", "trials", "measured", "kwh", "co2_kg"])
 
 
@@ -247,19 +453,44 @@ def integrity(trials: pd.DataFrame, nan_scored: tuple[str, ...] = ()) -> pd.Data
     for (optimizer, seed), group in done.groupby(CONFIG, sort=True):
         det = group[group["mode"] == DET]
         if det["weights_sha256"].nunique() > 1:
-            problems.append({"optimizer": optimizer, "seed": seed, "check": "deterministic repeats share weights_sha256",
-                             "detail": f"{det['weights_sha256'].nunique()} different digests over {len(det)} repeats"})
+            problems.append(
+                {
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "check": "deterministic repeats share weights_sha256",
+                    "detail": f"{det['weights_sha256'].nunique()} different digests over {len(det)} repeats",
+                }
+            )
         for key in ("init_sha256", "data_sha256"):
             if group[key].nunique() > 1:
-                problems.append({"optimizer": optimizer, "seed": seed, "check": f"all repeats share {key}",
-                                 "detail": f"{group[key].nunique()} different digests over {len(group)} repeats"})
+                problems.append(
+                    {
+                        "optimizer": optimizer,
+                        "seed": seed,
+                        "check": f"all repeats share {key}",
+                        "detail": f"{group[key].nunique()} different digests over {len(group)} repeats",
+                    }
+                )
         if "nondeterministic_ops" in det and det["nondeterministic_ops"].fillna("[]").ne("[]").any():
-            problems.append({"optimizer": optimizer, "seed": seed, "check": "deterministic trials ran only deterministic ops",
-                             "detail": "--det-warn-only let non-deterministic ops run: " + str(det["nondeterministic_ops"].dropna().iloc[0])[:200]})
+            problems.append(
+                {
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "check": "deterministic trials ran only deterministic ops",
+                    "detail": "--det-warn-only let non-deterministic ops run: "
+                    + str(det["nondeterministic_ops"].dropna().iloc[0])[:200],
+                }
+            )
     for name in nan_scored:
         row = done[done["trial"] == name].iloc[0]
-        problems.append({"optimizer": row["optimizer"], "seed": row["seed"], "check": "every finished trial has a score",
-                         "detail": f"{name}: NaN, excluded"})
+        problems.append(
+            {
+                "optimizer": row["optimizer"],
+                "seed": row["seed"],
+                "check": "every finished trial has a score",
+                "detail": f"{name}: NaN, excluded",
+            }
+        )
     return _frame(problems, ["optimizer", "seed", "check", "detail"])
 
 
@@ -269,7 +500,13 @@ def outcomes(done: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for mode in noisy_modes(done):
         mode_cells = [c for c in cells(done) if c.mode == mode]
-        rows.append({"mode": mode, "configs": sum(1 for c in mode_cells if c.n), "runs": sum(c.n for c in mode_cells),
-                     "distinct": sum(c.n_distinct for c in mode_cells),
-                     "equal_det": sum(c.n_equal_det for c in mode_cells)})
+        rows.append(
+            {
+                "mode": mode,
+                "configs": sum(1 for c in mode_cells if c.n),
+                "runs": sum(c.n for c in mode_cells),
+                "distinct": sum(c.n_distinct for c in mode_cells),
+                "equal_det": sum(c.n_equal_det for c in mode_cells),
+            }
+        )
     return _frame(rows, ["mode", "configs", "runs", "distinct", "equal_det"])

@@ -5,6 +5,7 @@ nothing holding it the driver may set itself up anew for every process. Usage on
     python bench/cuda_init.py [--ray: CUDA's start inside fresh Ray worker processes]
                               [--setup: a trial's set-up steps one by one, in fresh processes]
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -32,12 +33,16 @@ torch.nn.functional.conv2d(x, torch.zeros(4, 3, 3, 3, device="cuda")); torch.cud
 names = ("imports", "seeds", "flags", "cuda.init", "first tensor", "first conv")
 print(", ".join(f"{n} {b - a:.2f}" for n, a, b in zip(names, t, t[1:])))
 """
-HOLDERS = {"NVML handle": "import pynvml, time; pynvml.nvmlInit(); time.sleep(600)",
-           "CUDA context": "import torch, time; torch.cuda.init(); torch.zeros(1, device='cuda'); time.sleep(600)"}
+HOLDERS = {
+    "NVML handle": "import pynvml, time; pynvml.nvmlInit(); time.sleep(600)",
+    "CUDA context": "import torch, time; torch.cuda.init(); torch.zeros(1, device='cuda'); time.sleep(600)",
+}
 
 
 def run(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.strip()
 
 
 def timed(code: str) -> float:
@@ -58,6 +63,7 @@ def in_ray_workers() -> None:
         import os
 
         import torch
+
         start = time.perf_counter()
         torch.cuda.init()
         env = {k: v for k, v in os.environ.items() if k.startswith(("CUDA", "NVIDIA", "OMP"))}
@@ -82,8 +88,11 @@ def main() -> None:
     for holder, code in HOLDERS.items():
         proc = subprocess.Popen([sys.executable, "-c", code])
         time.sleep(8)  # let it start
-        print(f"torch.cuda.init() while another process holds a {holder}: "
-              f"{', '.join(f'{timed(init):.2f}' for _ in range(3))} s", flush=True)
+        print(
+            f"torch.cuda.init() while another process holds a {holder}: "
+            f"{', '.join(f'{timed(init):.2f}' for _ in range(3))} s",
+            flush=True,
+        )
         proc.kill()
         proc.wait()
 

@@ -7,6 +7,7 @@ A model with an op lacking a deterministic kernel is reported with the op, not t
     python bench/determinism_overhead.py [--presets cifar10,sdnet,cbis] [--steps 20]
 Record the printed table in bench/RESULTS.md with the card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,8 +27,8 @@ def child(preset_name: str, mode: str, steps: int, warmup: int) -> dict:
 
     from sweeps.presets import PRESETS
     from trainables import determinism
-    from trainables.losses import Loss
     from trainables.loop import train_step
+    from trainables.losses import Loss
     from trainables.models import create_model
 
     trial = PRESETS[preset_name]["trial"]
@@ -37,7 +38,9 @@ def child(preset_name: str, mode: str, steps: int, warmup: int) -> dict:
     device = torch.device("cuda")
     classes = 1 if trial["loss"] == "bce" else 10
     model = create_model(trial["model"], classes, 3).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=sgd["lr"], momentum=sgd["momentum"], weight_decay=sgd["weight_decay"])
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=sgd["lr"], momentum=sgd["momentum"], weight_decay=sgd["weight_decay"]
+    )
     labels = torch.randint(0, 2 if classes == 1 else classes, (trial["batch_size"],), device=device)
     loss_fn = Loss(trial["loss"], labels.cpu().numpy(), device)
     x = torch.randint(0, 256, (trial["batch_size"], 3, *size), dtype=torch.uint8, device=device)
@@ -50,8 +53,13 @@ def child(preset_name: str, mode: str, steps: int, warmup: int) -> dict:
         torch.cuda.synchronize()
     except RuntimeError as exc:
         return {"error": str(exc).splitlines()[0]}
-    return {"step_ms": (time.perf_counter() - start) / steps * 1e3, "model": trial["model"], "size": size,
-            "batch": trial["batch_size"], "peak_gib": torch.cuda.max_memory_allocated() / 2**30}
+    return {
+        "step_ms": (time.perf_counter() - start) / steps * 1e3,
+        "model": trial["model"],
+        "size": size,
+        "batch": trial["batch_size"],
+        "peak_gib": torch.cuda.max_memory_allocated() / 2**30,
+    }
 
 
 def main() -> None:
@@ -66,22 +74,44 @@ def main() -> None:
         return
     import torch
 
-    print(f"{torch.cuda.get_device_name()} | torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()} | "
-          f"{args.steps} timed steps after {args.warmup}, SGD, fp32 (TF32 convolutions as the presets)")
+    print(
+        f"{torch.cuda.get_device_name()} | torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()} | "
+        f"{args.steps} timed steps after {args.warmup}, SGD, fp32 (TF32 convolutions as the presets)"
+    )
     for preset in args.presets.split(","):
         results = {}
         for mode in ("nondeterministic", "deterministic"):
-            out = subprocess.run([sys.executable, __file__, "--child", preset, mode, "--steps", str(args.steps),
-                                  "--warmup", str(args.warmup)], cwd=REPO, capture_output=True, text=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    preset,
+                    mode,
+                    "--steps",
+                    str(args.steps),
+                    "--warmup",
+                    str(args.warmup),
+                ],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+            )
             lines = out.stdout.strip().splitlines()
-            results[mode] = json.loads(lines[-1]) if out.returncode == 0 and lines else {"error": out.stderr.strip().splitlines()[-1:]}
+            results[mode] = (
+                json.loads(lines[-1])
+                if out.returncode == 0 and lines
+                else {"error": out.stderr.strip().splitlines()[-1:]}
+            )
         nd, d = results["nondeterministic"], results["deterministic"]
         if "error" in nd or "error" in d:
             print(f"{preset}: nondeterministic {nd.get('error', 'ok')} | deterministic {d.get('error', 'ok')}")
             continue
-        print(f"{preset}: {nd['model']} {nd['size'][0]}x{nd['size'][1]} batch {nd['batch']}: "
-              f"{nd['step_ms']:.1f} ms/step non-deterministic, {d['step_ms']:.1f} ms/step deterministic, "
-              f"overhead {(d['step_ms'] / nd['step_ms'] - 1) * 100:+.1f}% (peak {max(nd['peak_gib'], d['peak_gib']):.1f} GiB)")
+        print(
+            f"{preset}: {nd['model']} {nd['size'][0]}x{nd['size'][1]} batch {nd['batch']}: "
+            f"{nd['step_ms']:.1f} ms/step non-deterministic, {d['step_ms']:.1f} ms/step deterministic, "
+            f"overhead {(d['step_ms'] / nd['step_ms'] - 1) * 100:+.1f}% (peak {max(nd['peak_gib'], d['peak_gib']):.1f} GiB)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ no evaluation. The trainable's train_time_s (its epochs without evaluation) is c
     python bench/epoch_floor.py --data-dir /tmp/data/cifar10 [--epochs 4]
 Record the printed table in bench/RESULTS.md with the card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 
-def plain_epochs(cfg, images: np.ndarray, labels: np.ndarray, classes: int, epochs: int, device: torch.device) -> list[float]:  # noqa: ANN001
+def plain_epochs(
+    cfg, images: np.ndarray, labels: np.ndarray, classes: int, epochs: int, device: torch.device
+) -> list[float]:  # noqa: ANN001
     from trainables import determinism
     from trainables.models import create_model
     from trainables.optim import build_optimizer
@@ -67,22 +70,37 @@ def main() -> None:
     device = torch.device(args.device)
     data = get_dataset(args.dataset).load(args.data_dir)
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"{card} | {args.dataset} preset, {preset['trial']['model']}, batch {preset['trial']['batch_size']}, "
-          f"{len(data.train.labels)} training images; medians over epochs 2..{args.epochs} (epoch 1 warms up)")
+    print(
+        f"{card} | {args.dataset} preset, {preset['trial']['model']}, batch {preset['trial']['batch_size']}, "
+        f"{len(data.train.labels)} training images; medians over epochs 2..{args.epochs} (epoch 1 warms up)"
+    )
     rows = {}
     for mode in ("nondeterministic", "deterministic"):
-        spec = GridSpec((0,), ("sgd",), 1, 1, preset["trial"], preset["optimizers"],
-                        {"data_dir": str(args.data_dir), "gpu_share": 1.0, "epochs": args.epochs})
+        spec = GridSpec(
+            (0,),
+            ("sgd",),
+            1,
+            1,
+            preset["trial"],
+            preset["optimizers"],
+            {"data_dir": str(args.data_dir), "gpu_share": 1.0, "epochs": args.epochs},
+        )
         cfg = TrialConfig.from_dict({**build_trials(spec)[0], "mode": mode})
         reports: list[dict] = []
         out = Path(tempfile.mkdtemp(prefix=f"epoch_floor_{mode}_"))
-        run_trial(cfg, lambda m, s: reports.append(m), out, device)
+        run_trial(cfg, lambda m, s, into=reports: into.append(m), out, device)
         trainable = float(np.median([r["train_time_s"] for r in reports[1:]]))
         full = float(np.median([r["epoch_time_s"] for r in reports[1:]]))
-        plain = float(np.median(plain_epochs(cfg, data.train.images, data.train.labels, len(data.classes), args.epochs, device)[1:]))
+        plain = float(
+            np.median(
+                plain_epochs(cfg, data.train.images, data.train.labels, len(data.classes), args.epochs, device)[1:]
+            )
+        )
         rows[mode] = (plain, trainable, full, reports[-1]["startup_s"])
-        print(f"{mode:>16}: plain loop {plain:.2f} s | trainable train {trainable:.2f} s ({trainable / plain:.3f}x) | "
-              f"with evaluation {full:.2f} s | startup {reports[-1]['startup_s']:.1f} s")
+        print(
+            f"{mode:>16}: plain loop {plain:.2f} s | trainable train {trainable:.2f} s ({trainable / plain:.3f}x) | "
+            f"with evaluation {full:.2f} s | startup {reports[-1]['startup_s']:.1f} s"
+        )
     det, nondet = rows["deterministic"], rows["nondeterministic"]
     print(f"determinism overhead (trainable train epoch): {(det[1] / nondet[1] - 1) * 100:+.1f}%")
 

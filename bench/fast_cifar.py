@@ -9,6 +9,7 @@ bench/study_facts.py). Usage on a GPU machine:
     python bench/fast_cifar.py --data-dir /tmp/data/cifar10 --seeds 0,1,2,3 [--set lr=0.8 ...]
 Record the printed lines in bench/RESULTS.md with the card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,14 +55,21 @@ def main() -> None:
         for trial in (t for t in build_trials(spec) if t["mode"] == mode):
             cfg = TrialConfig.from_dict(trial)
             reports: list[dict] = []
-            run_trial(cfg, lambda m, s: reports.append(m), Path(tempfile.mkdtemp(prefix="fast_cifar_")), device)
+            run_trial(
+                cfg, lambda m, s, into=reports: into.append(m), Path(tempfile.mkdtemp(prefix="fast_cifar_")), device
+            )
             last = reports[-1]
             rows.append((last["final_metric"], last["runtime_s"], sum(r["train_time_s"] for r in reports)))
-            print(f"  {mode} seed {cfg.seed}: test accuracy {last['final_metric']:.4f}, trial {last['runtime_s']:.2f} s "
-                  f"(training {rows[-1][2]:.2f} s), weights {last['weights_sha256'][:12]}", flush=True)
+            print(
+                f"  {mode} seed {cfg.seed}: test accuracy {last['final_metric']:.4f}, trial {last['runtime_s']:.2f} s "
+                f"(training {rows[-1][2]:.2f} s), weights {last['weights_sha256'][:12]}",
+                flush=True,
+            )
         acc = np.array([r[0] for r in rows])
-        print(f"{mode}: mean accuracy {acc.mean():.4f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.4f} over {len(acc)}, "
-              f"median trial {np.median([r[1] for r in rows]):.2f} s, median training {np.median([r[2] for r in rows]):.2f} s")
+        print(
+            f"{mode}: mean accuracy {acc.mean():.4f} +- {acc.std(ddof=1) if len(acc) > 1 else 0:.4f} over {len(acc)}, "
+            f"median trial {np.median([r[1] for r in rows]):.2f} s, median training {np.median([r[2] for r in rows]):.2f} s"
+        )
 
 
 if __name__ == "__main__":

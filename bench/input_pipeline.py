@@ -11,6 +11,7 @@ errs on the pessimistic side. Usage:
     python bench/input_pipeline.py [--data-dir SDNET] [--images 56092] [--workers 4] [--epochs 2]
 Prints one line per variant and the ratio; record it in bench/RESULTS.md with the card.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,15 +53,20 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path)
     parser.add_argument("--images", type=int, default=56092, help="SDNET2018 has 56,092")
     parser.add_argument("--workers", type=int, default=8)
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs of each kind (the first streamed one decodes the held-out splits)")
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        default=3,
+        help="timed epochs of each kind (the first streamed one decodes the held-out splits)",
+    )
     parser.add_argument("--device", default="cuda", help="cpu only to check that the script runs")
     args = parser.parse_args()
     from datasets import get_dataset
     from sweeps.presets import PRESETS
     from trainables import determinism
     from trainables.file_stream import FileStream
-    from trainables.losses import Loss
     from trainables.loop import train_step
+    from trainables.losses import Loss
     from trainables.models import create_model
 
     root = args.data_dir or synthetic_sdnet(Path(f"/tmp/sdnet_synthetic_{args.images}"), args.images)
@@ -76,15 +82,28 @@ def main() -> None:
     std = torch.tensor(trial["std"], device=device).view(1, -1, 1, 1)
 
     def file_stream(eval_cache_mb: int) -> FileStream:
-        return FileStream(splits.train.paths, splits.train.labels, channels=3, size=tuple(trial["image_size"]), pipeline="sdnet",
-                          batch_size=trial["batch_size"], seed=0, num_workers=args.workers, device=device, eval_cache_mb=eval_cache_mb)
+        return FileStream(
+            splits.train.paths,
+            splits.train.labels,
+            channels=3,
+            size=tuple(trial["image_size"]),
+            pipeline="sdnet",
+            batch_size=trial["batch_size"],
+            seed=0,
+            num_workers=args.workers,
+            device=device,
+            eval_cache_mb=eval_cache_mb,
+        )
 
     normalize = lambda x: (x.float() / 255 - mean) / std  # noqa: E731
     held = [(splits.val.paths, splits.val.labels), (splits.test.paths, splits.test.labels)]
     # the same batches, resident on the GPU
     source = file_stream(0)
     cached = [(x.clone(), y.clone()) for x, y, _ in source.epoch(1)]
-    cached_held = [[(x.clone(), y.clone()) for x, y in source.evaluation(p, labels, trial["eval_batch_size"])] for p, labels in held]
+    cached_held = [
+        [(x.clone(), y.clone()) for x, y in source.evaluation(p, labels, trial["eval_batch_size"])]
+        for p, labels in held
+    ]
     del source
     stream = file_stream(trial["eval_cache_mb"])  # as a trial streams: its first epoch decodes the held-out splits
 
@@ -107,18 +126,24 @@ def main() -> None:
 
     timed(cached, cached_held)  # warm-up: cuDNN autotuning, allocator
     resident = [timed(cached, cached_held) for _ in range(args.epochs)]
-    streamed = [timed(stream.epoch(e), [stream.evaluation(p, labels, trial["eval_batch_size"]) for p, labels in held])
-                for e in range(1, args.epochs + 1)]
+    streamed = [
+        timed(stream.epoch(e), [stream.evaluation(p, labels, trial["eval_batch_size"]) for p, labels in held])
+        for e in range(1, args.epochs + 1)
+    ]
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"{card} | {len(splits.train.paths)} training, {sum(len(l) for _, l in held)} held-out images, "
-          f"batch {trial['batch_size']}, {args.workers} workers")
+    print(
+        f"{card} | {len(splits.train.paths)} training, {sum(len(labels) for _, labels in held)} held-out images, "
+        f"batch {trial['batch_size']}, {args.workers} workers"
+    )
     epochs = trial["epochs"]
     for name, part in (("training pass", 0), ("epoch with evaluation", 1)):
         res, st = [t[part] for t in resident], [t[part] for t in streamed]
         base, later = np.median(res), np.median(st[1:] or st)
-        print(f"{name}: in GPU memory {', '.join(f'{t:.2f}' for t in res)} s; from JPEG files {', '.join(f'{t:.2f}' for t in st)} s; "
-              f"ratio: first epoch {st[0] / base:.3f}, later epochs {later / base:.3f}, "
-              f"over the preset's {epochs} epochs {(st[0] + (epochs - 1) * later) / (epochs * base):.3f} (target <= 1.10)")
+        print(
+            f"{name}: in GPU memory {', '.join(f'{t:.2f}' for t in res)} s; from JPEG files {', '.join(f'{t:.2f}' for t in st)} s; "
+            f"ratio: first epoch {st[0] / base:.3f}, later epochs {later / base:.3f}, "
+            f"over the preset's {epochs} epochs {(st[0] + (epochs - 1) * later) / (epochs * base):.3f} (target <= 1.10)"
+        )
 
 
 if __name__ == "__main__":

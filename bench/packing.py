@@ -11,6 +11,7 @@ before the first trial (the driver's imports, Ray's and Tune's start), switches 
 trials, slots idle while the last trials finish, and after the last trial (summary, Ray's stop).
 Record the printed lines in bench/RESULTS.md with the card and the GPU count.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,20 +40,25 @@ def where_the_wall_went(trials: pd.DataFrame, command_start: float, command_end:
     timeline = timeline.sort_values(["slot", "start"])
     slots = timeline.groupby("slot")
     last = timeline["end"].max()
-    parts = {"before its first trial": slots["start"].min() - command_start,
-             "trials": slots.apply(lambda t: (t["end"] - t["start"]).sum(), include_groups=False),
-             "switches": (slots["start"].shift(-1) - timeline["end"]).groupby(timeline["slot"]).sum(),
-             "idle at the end": last - slots["end"].max(),
-             "after the last trial": pd.Series(command_end - last, index=slots["start"].min().index)}
+    parts = {
+        "before its first trial": slots["start"].min() - command_start,
+        "trials": slots.apply(lambda t: (t["end"] - t["start"]).sum(), include_groups=False),
+        "switches": (slots["start"].shift(-1) - timeline["end"]).groupby(timeline["slot"]).sum(),
+        "idle at the end": last - slots["end"].max(),
+        "after the last trial": pd.Series(command_end - last, index=slots["start"].min().index),
+    }
     return f"wall {command_end - command_start:.1f} s, per slot ({len(parts['trials'])}) on average: " + "; ".join(
-        f"{name} {float(values.mean()):.1f} s" for name, values in parts.items())
+        f"{name} {float(values.mean()):.1f} s" for name, values in parts.items()
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--data-dir", required=True)
-    parser.add_argument("--shares", default="1,0.5,0.25", help="GPUs per trial to compare (0: CPU only, to check the script)")
+    parser.add_argument(
+        "--shares", default="1,0.5,0.25", help="GPUs per trial to compare (0: CPU only, to check the script)"
+    )
     parser.add_argument("--trials", type=int, default=16, help="non-deterministic repeats of one configuration")
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--cpus-per-trial", default="2")
@@ -64,14 +70,37 @@ def main() -> None:
 
     gpus = max(torch.cuda.device_count(), 1)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
-    print(f"{card} x {torch.cuda.device_count()} | {args.dataset}, {args.trials + 1} trials per share, "
-          f"{args.epochs or 'the preset'}'s epochs")
+    print(
+        f"{card} x {torch.cuda.device_count()} | {args.dataset}, {args.trials + 1} trials per share, "
+        f"{args.epochs or 'the preset'}'s epochs"
+    )
     rows = []
     for share in args.shares.split(","):
         name = f"share-{share}-{int(time.time())}"
-        command = [sys.executable, "sweeps/run.py", "--dataset", args.dataset, "--data-dir", args.data_dir, "--seeds", "0",
-                   "--optimizers", "sgd", "--repeats", str(args.trials), "--det-repeats", "1",
-                   "--gpus-per-trial", share, "--cpus-per-trial", args.cpus_per_trial, "--storage-path", args.storage, "--name", name]
+        command = [
+            sys.executable,
+            "sweeps/run.py",
+            "--dataset",
+            args.dataset,
+            "--data-dir",
+            args.data_dir,
+            "--seeds",
+            "0",
+            "--optimizers",
+            "sgd",
+            "--repeats",
+            str(args.trials),
+            "--det-repeats",
+            "1",
+            "--gpus-per-trial",
+            share,
+            "--cpus-per-trial",
+            args.cpus_per_trial,
+            "--storage-path",
+            args.storage,
+            "--name",
+            name,
+        ]
         command += ["--epochs", str(args.epochs)] if args.epochs else []
         start = time.time()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
@@ -84,13 +113,18 @@ def main() -> None:
         gpu_seconds = wall * (gpus if float(share) else 1)
         with_imports = busy + float(trials["startup_imports_s"].sum())
         rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / gpu_seconds))
-        print(f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
-              f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
-              f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}", flush=True)
+        print(
+            f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
+            f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
+            f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}",
+            flush=True,
+        )
     base = rows[0][3]
     for share, n, wall, per_hour, efficiency in rows:
-        print(f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "
-              f"efficiency {efficiency:.2f}")
+        print(
+            f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "
+            f"efficiency {efficiency:.2f}"
+        )
 
 
 if __name__ == "__main__":

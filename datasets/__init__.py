@@ -3,6 +3,7 @@
 This top-level package shadows Hugging Face's `datasets` when run from the repository root;
 nothing in the project uses that one.
 """
+
 from datasets.registry import DATASETS, DataError, ImageSplits, Split, get_dataset, reader_options
 
 __all__ = ["DATASETS", "DataError", "ImageSplits", "Split", "get_dataset", "reader_options"]

@@ -6,6 +6,7 @@ a seeded 20% of the training images, stratified by label and grouped by patient 
 sides). The DICOMs are converted once to 16-bit PNGs beside the data (png16/), right breasts
 flipped to face left, with a progress bar.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,8 +20,12 @@ from datasets.image_folder import FileSplit, FileSplits, write_json_atomically
 from datasets.registry import DataError
 
 URL = "https://www.cancerimagingarchive.net/collection/cbis-ddsm/"
-CSVS = {("mass", "train"): "mass_case_description_train_set.csv", ("mass", "test"): "mass_case_description_test_set.csv",
-        ("calc", "train"): "calc_case_description_train_set.csv", ("calc", "test"): "calc_case_description_test_set.csv"}
+CSVS = {
+    ("mass", "train"): "mass_case_description_train_set.csv",
+    ("mass", "test"): "mass_case_description_test_set.csv",
+    ("calc", "train"): "calc_case_description_train_set.csv",
+    ("calc", "test"): "calc_case_description_test_set.csv",
+}
 COLUMNS = ("patient_id", "left or right breast", "pathology", "image file path")
 PATHOLOGIES = {"MALIGNANT": 1, "BENIGN": 0, "BENIGN_WITHOUT_CALLBACK": 0}
 SPLIT_SEED = 0  # why: the study varies the training seed, never the split
@@ -30,11 +35,13 @@ PNG_DIR = "png16"
 def read_csvs(data_dir: Path) -> pd.DataFrame:
     """All four CSVs, one row per abnormality, with the columns this reader needs checked."""
     frames = []
-    for (kind, part), name in CSVS.items():
+    for (_kind, part), name in CSVS.items():
         path = data_dir / name
         if not path.is_file():
-            raise DataError(f"cbis: {path} is missing; the four official CSVs ({', '.join(CSVS.values())}) "
-                            f"and the DICOM folders from {URL} belong in {data_dir}")
+            raise DataError(
+                f"cbis: {path} is missing; the four official CSVs ({', '.join(CSVS.values())}) "
+                f"and the DICOM folders from {URL} belong in {data_dir}"
+            )
         frame = pd.read_csv(path, dtype=str)
         missing = [c for c in COLUMNS if c not in frame.columns]
         if missing:
@@ -72,9 +79,19 @@ def images(data_dir: Path, drop_benign_without_callback: bool) -> pd.DataFrame:
     rows["case"] = rows["image file path"].str.strip().map(lambda p: Path(p).parts[0])
     rows["malignant"] = rows["pathology"].str.strip().map(PATHOLOGIES)
     rows["bwc"] = rows["pathology"].str.strip() == "BENIGN_WITHOUT_CALLBACK"
-    table = rows.groupby("case", sort=True).agg(
-        patient=("patient_id", "first"), side=("left or right breast", "first"), part=("part", "first"),
-        label=("malignant", "max"), bwc=("bwc", "any"), relative=("image file path", "first"), csv=("csv", "first")).reset_index()
+    table = (
+        rows.groupby("case", sort=True)
+        .agg(
+            patient=("patient_id", "first"),
+            side=("left or right breast", "first"),
+            part=("part", "first"),
+            label=("malignant", "max"),
+            bwc=("bwc", "any"),
+            relative=("image file path", "first"),
+            csv=("csv", "first"),
+        )
+        .reset_index()
+    )
     if drop_benign_without_callback:
         table = table[~((table["label"] == 0) & table["bwc"])]
     table["dicom"] = [str(dicom_path(data_dir, r, c)) for r, c in zip(table["relative"], table["csv"])]
@@ -136,7 +153,9 @@ def load(data_dir: Path, drop_benign_without_callback: bool = False) -> FileSpli
     else:
         table = images(data_dir, drop_benign_without_callback)
         if table["label"].nunique() < 2:
-            raise DataError(f"cbis: {data_dir}: the CSVs list only {'malignant' if table['label'].iloc[0] else 'benign'} images")
+            raise DataError(
+                f"cbis: {data_dir}: the CSVs list only {'malignant' if table['label'].iloc[0] else 'benign'} images"
+            )
         pngs = convert(table, data_dir)
         write_json_atomically(manifest, {"table": table.to_dict("list"), "pngs": pngs})
     return make_splits(table, pngs, ("benign", "malignant"))

@@ -4,6 +4,7 @@ The files are read directly rather than through torchvision.datasets.CIFAR10, wh
 copy whose MD5 differs from the download (a copy rebuilt from images, say). They are pickles, as
 the official format is: only point this at files you trust.
 """
+
 from __future__ import annotations
 
 import pickle
@@ -47,8 +48,10 @@ def prepare(data_dir: Path) -> None:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         missing = _missing(data_dir)
         what = "has no CIFAR-10 batches" if len(missing) == len(FILES) else f"lacks {', '.join(missing)}"
-        raise DataError(f"cifar10: {data_dir / FOLDER} {what} and the download failed ({reason}); "
-                        f"put data_batch_1..5, test_batch and batches.meta from {URL} there") from None
+        raise DataError(
+            f"cifar10: {data_dir / FOLDER} {what} and the download failed ({reason}); "
+            f"put data_batch_1..5, test_batch and batches.meta from {URL} there"
+        ) from None
     finally:
         socket.setdefaulttimeout(previous)
     if _missing(data_dir):

@@ -4,6 +4,7 @@ It ships inside scikit-learn, so the whole pipeline runs anywhere with no downlo
 0..16 in the original; they are scaled to 0..255 uint8 like every other data set here. The split
 (60/20/20, stratified) uses a fixed seed, so every trial of every study sees the same split.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,14 +6,15 @@ Repositories behind a bot check answer a bare request for the file with 403 or a
 they let through is a visit to the data set's landing page first, its cookies kept and sent with
 the file request (and every resumed range), with the landing page as Referer.
 """
+
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import http.client
-from collections.abc import Iterator
 import http.cookiejar
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.error import HTTPError, URLError
 from urllib.request import HTTPCookieProcessor, OpenerDirector, Request, build_opener
@@ -21,7 +22,9 @@ from urllib.request import HTTPCookieProcessor, OpenerDirector, Request, build_o
 from datasets.registry import DataError
 
 CHUNK = 1 << 20  # bytes per read
-USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"  # why: bot checks turn away others
+USER_AGENT = (
+    "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"  # why: bot checks turn away others
+)
 PAGE_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 FILE_ACCEPT = "application/zip,application/octet-stream;q=0.9,*/*;q=0.8"
 
@@ -84,7 +87,9 @@ def fetch(url: str, dest: Path, *, landing: str | None = None, timeout: float = 
     total = None
     try:
         opener, headers = _session(landing, timeout)
-        with opener.open(Request(url, headers={**headers, **({"Range": f"bytes={have}-"} if have else {})}), timeout=timeout) as response:
+        with opener.open(
+            Request(url, headers={**headers, **({"Range": f"bytes={have}-"} if have else {})}), timeout=timeout
+        ) as response:
             first = response.read(CHUNK)
             if _is_page(response, first):
                 raise Refused(f"{url}: the server sent a web page, not the file (a bot check or a moved link)")
@@ -92,8 +97,10 @@ def fetch(url: str, dest: Path, *, landing: str | None = None, timeout: float = 
                 have = 0
             length = response.headers.get("Content-Length")
             total = have + int(length) if length is not None else None
-            with open(part, "ab" if have else "wb") as out, \
-                    tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=f"downloading {dest.name}") as bar:
+            with (
+                open(part, "ab" if have else "wb") as out,
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, desc=f"downloading {dest.name}") as bar,
+            ):
                 chunk = first
                 while chunk:
                     out.write(chunk)
@@ -114,7 +121,9 @@ def fetch(url: str, dest: Path, *, landing: str | None = None, timeout: float = 
         kept = f"; {part} keeps {have:,} bytes for the next attempt" if have else ""
         raise DataError(f"{url}: download failed ({reason}){kept}") from None
     if total is not None and part.stat().st_size != total:
-        raise DataError(f"{url}: the transfer ended at {part.stat().st_size:,} of {total:,} bytes; run again to resume it")
+        raise DataError(
+            f"{url}: the transfer ended at {part.stat().st_size:,} of {total:,} bytes; run again to resume it"
+        )
     part.replace(dest)
     return dest
 

@@ -1,4 +1,5 @@
 """`--dataset folder:PATH`: any data set of one sub-folder of images per class (a user's own)."""
+
 from __future__ import annotations
 
 from pathlib import Path

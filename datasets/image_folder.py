@@ -10,6 +10,7 @@ copy that was emptied or changed, or files added since the split, are named inst
 A read-only data directory keeps its manifest under SPLITS_DIR_ENV (the driver sets it to a folder
 of the storage path).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,13 @@ def scan(root: Path, class_dirs: dict[str, list[str]]) -> tuple[list[str], np.nd
     for label, (name, folders) in enumerate(class_dirs.items()):
         before = len(paths)
         for folder in folders:
-            files = sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in EXTENSIONS and p.is_file()
-                           and not any(part.startswith(".") for part in p.relative_to(root).parts))  # ._x.jpg: macOS metadata
+            files = sorted(
+                p
+                for p in (root / folder).rglob("*")
+                if p.suffix.lower() in EXTENSIONS
+                and p.is_file()
+                and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            )  # ._x.jpg: macOS metadata
             paths += [p.relative_to(root).as_posix() for p in files]
             labels += [label] * len(files)
         if len(paths) == before:
@@ -91,12 +97,16 @@ def verify(paths: list[str]) -> None:
                     image.load()
                     mode = image.mode
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DataError(f"{path}: larger than {MAX_IMAGE_PIXELS:,} pixels; set {MAX_PIXELS_ENV} to allow it") from None
+            raise DataError(
+                f"{path}: larger than {MAX_IMAGE_PIXELS:,} pixels; set {MAX_PIXELS_ENV} to allow it"
+            ) from None
         except Exception as exc:  # PIL raises many types for broken files
             raise DataError(f"{path}: cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
         if mode not in MODES:
-            raise DataError(f"{path}: its pixels are {mode} (Pillow's mode: 32-bit integer or float); only 8- and 16-bit "
-                            "images are read correctly: convert it to 8 bits") from None
+            raise DataError(
+                f"{path}: its pixels are {mode} (Pillow's mode: 32-bit integer or float); only 8- and 16-bit "
+                "images are read correctly: convert it to 8 bits"
+            ) from None
 
 
 def split(paths: list[str], labels: np.ndarray, test: float, val: float, seed: int) -> dict[str, list[int]]:
@@ -109,8 +119,10 @@ def split(paths: list[str], labels: np.ndarray, test: float, val: float, seed: i
         train_idx, val_idx = train_test_split(trainval, test_size=val, stratify=labels[trainval], random_state=seed)
     except ValueError as exc:  # sklearn's word for too few images of a class to stratify
         counts = np.bincount(labels)
-        raise DataError(f"{len(paths)} images ({', '.join(map(str, counts))} per class) are too few for a stratified "
-                        f"{1 - test:.0%}/{test:.0%} then {1 - val:.0%}/{val:.0%} split ({exc})") from None
+        raise DataError(
+            f"{len(paths)} images ({', '.join(map(str, counts))} per class) are too few for a stratified "
+            f"{1 - test:.0%}/{test:.0%} then {1 - val:.0%}/{val:.0%} split ({exc})"
+        ) from None
     return {"train": sorted(train_idx.tolist()), "val": sorted(val_idx.tolist()), "test": sorted(test_idx.tolist())}
 
 
@@ -177,8 +189,10 @@ def _write(root: Path, manifest: Path, data: dict) -> Path:
         elsewhere.parent.mkdir(parents=True, exist_ok=True)
         write_json_atomically(elsewhere, data)
     except OSError as exc:
-        raise DataError(f"{root} is read-only and {elsewhere.parent}: cannot write the split manifest there "
-                        f"({exc.strerror or exc}); --storage-path chooses that place") from None
+        raise DataError(
+            f"{root} is read-only and {elsewhere.parent}: cannot write the split manifest there "
+            f"({exc.strerror or exc}); --storage-path chooses that place"
+        ) from None
     print(f"split manifest: {elsewhere} ({root} is read-only)")
     return elsewhere
 
@@ -200,12 +214,15 @@ def check(root: Path, class_dirs: dict[str, list[str]], manifest: Path, data: di
     problems["added"] = sorted(set(found) - listed)
     for kind, paths in problems.items():
         if paths:
-            raise DataError(f"{manifest}: {len(paths)} file(s) {kind} since the split was made (first: {root / paths[0]}); "
-                            "delete the manifest to split again")
+            raise DataError(
+                f"{manifest}: {len(paths)} file(s) {kind} since the split was made (first: {root / paths[0]}); "
+                "delete the manifest to split again"
+            )
 
 
-def load_or_make(root: Path, class_dirs: dict[str, list[str]], test: float, val: float, seed: int,
-                 verify_files: bool = False) -> FileSplits:
+def load_or_make(
+    root: Path, class_dirs: dict[str, list[str]], test: float, val: float, seed: int, verify_files: bool = False
+) -> FileSplits:
     """The manifest's split if it exists for these settings, else a new one (files verified first).
     verify_files: check every listed file against the manifest (the driver does, before Ray)."""
     manifest = manifest_path(root, class_dirs, test, val, seed)
@@ -215,14 +232,31 @@ def load_or_make(root: Path, class_dirs: dict[str, list[str]], test: float, val:
         verify([str(root / p) for p in paths])
         parts = split(paths, labels, test, val, seed)
         stats = [_stat(root, p) for p in paths]
-        data = {"version": MANIFEST_VERSION, "classes": list(class_dirs), "settings": {"test": test, "val": val, "seed": seed},
-                **{name: {"paths": [paths[i] for i in idx], "labels": labels[idx].tolist(),
-                          "sizes": [stats[i][0] for i in idx], "mtimes": [stats[i][1] for i in idx]} for name, idx in parts.items()}}
+        data = {
+            "version": MANIFEST_VERSION,
+            "classes": list(class_dirs),
+            "settings": {"test": test, "val": val, "seed": seed},
+            **{
+                name: {
+                    "paths": [paths[i] for i in idx],
+                    "labels": labels[idx].tolist(),
+                    "sizes": [stats[i][0] for i in idx],
+                    "mtimes": [stats[i][1] for i in idx],
+                }
+                for name, idx in parts.items()
+            },
+        }
         manifest = _write(root, manifest, data)
     elif verify_files:
         check(root, class_dirs, manifest, data)
     missing = [p for name in ("train", "val", "test") for p in data[name]["paths"][:1] if not (root / p).is_file()]
     if missing:
         raise DataError(f"{manifest}: lists {root / missing[0]}, which is gone; delete the manifest to split again")
-    return FileSplits(*(FileSplit(tuple(str(root / p) for p in data[n]["paths"]), np.asarray(data[n]["labels"], dtype=np.int64))
-                        for n in ("train", "val", "test")), classes=tuple(data["classes"]), in_chans=3)
+    return FileSplits(
+        *(
+            FileSplit(tuple(str(root / p) for p in data[n]["paths"]), np.asarray(data[n]["labels"], dtype=np.int64))
+            for n in ("train", "val", "test")
+        ),
+        classes=tuple(data["classes"]),
+        in_chans=3,
+    )

@@ -1,9 +1,10 @@
 """Name -> dataset reader, and the arrays every reader returns."""
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
-from typing import Mapping, Optional
 
 import numpy as np
 
@@ -25,7 +26,7 @@ class Split:
 @dataclass(frozen=True)
 class ImageSplits:
     train: Split
-    val: Optional[Split]  # None where the preset, like the paper's CIFAR-10, has no validation split
+    val: Split | None  # None where the preset, like the paper's CIFAR-10, has no validation split
     test: Split
     classes: tuple[str, ...]
 

@@ -3,6 +3,7 @@
 Folders whose name starts with C hold cracked surfaces, the positive class (label 1); any subset of
 the six works as long as both classes are there.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -29,11 +30,15 @@ def class_dirs(data_dir: Path) -> dict[str, list[str]]:
     cracked = [p for p in present if p.split("/")[1].startswith("C")]
     uncracked = [p for p in present if not p.split("/")[1].startswith("C")]
     if not data_dir.is_dir() or not present:
-        raise DataError(f"sdnet: {data_dir} has none of D/CD, D/UD, P/CP, P/UP, W/CW, W/UW; download SDNET2018 "
-                        f"from {URL} and unpack it there")
+        raise DataError(
+            f"sdnet: {data_dir} has none of D/CD, D/UD, P/CP, P/UP, W/CW, W/UW; download SDNET2018 "
+            f"from {URL} and unpack it there"
+        )
     if not cracked or not uncracked:
-        raise DataError(f"sdnet: {data_dir} has only {'cracked' if cracked else 'uncracked'} folders ({', '.join(present)}); "
-                        "both classes are needed")
+        raise DataError(
+            f"sdnet: {data_dir} has only {'cracked' if cracked else 'uncracked'} folders ({', '.join(present)}); "
+            "both classes are needed"
+        )
     return {"uncracked": uncracked, "cracked": cracked}
 
 
@@ -61,17 +66,24 @@ def download(data_dir: Path) -> None:
             try:
                 fetch(ARCHIVE_URL, archive, landing=URL)
             except DataError as exc:
-                by_hand = (f"download {ARCHIVE} (about 500 MB) by hand from {URL}, put it in {data_dir} and run the same "
-                           "command again: it is checked and unpacked")
+                by_hand = (
+                    f"download {ARCHIVE} (about 500 MB) by hand from {URL}, put it in {data_dir} and run the same "
+                    "command again: it is checked and unpacked"
+                )
                 if isinstance(exc, Refused):
                     raise DataError(f"sdnet: the repository refused the download ({exc}); {by_hand}") from None
-                raise DataError(f"sdnet: {data_dir} has no images yet and {exc}; or {by_hand}, or unpack SDNET2018 there as "
-                                "D/CD, D/UD, P/CP, P/UP, W/CW, W/UW") from None
+                raise DataError(
+                    f"sdnet: {data_dir} has no images yet and {exc}; or {by_hand}, or unpack SDNET2018 there as "
+                    "D/CD, D/UD, P/CP, P/UP, W/CW, W/UW"
+                ) from None
     check_zip(archive)
     digest = md5(archive)
     if digest != ARCHIVE_MD5:  # every member passed its CRC above, so the content is intact
-        print(f"warning: sdnet: {archive} has MD5 {digest}, not the published {ARCHIVE_MD5}; every member passes its "
-              "CRC check, so it is unpacked (the publisher may have re-packed the archive)", file=sys.stderr)
+        print(
+            f"warning: sdnet: {archive} has MD5 {digest}, not the published {ARCHIVE_MD5}; every member passes its "
+            "CRC check, so it is unpacked (the publisher may have re-packed the archive)",
+            file=sys.stderr,
+        )
     staging = data_dir / ".unpacking"
     shutil.rmtree(staging, ignore_errors=True)
     with zipfile.ZipFile(archive) as outer:
@@ -81,9 +93,13 @@ def download(data_dir: Path) -> None:
         with zipfile.ZipFile(inner) as images:
             images.extractall(inner.parent)
         inner.unlink()
-    roots = [d.parent for d in staging.rglob("D") if d.is_dir() and (d.parent / "P").is_dir() and (d.parent / "W").is_dir()]
+    roots = [
+        d.parent for d in staging.rglob("D") if d.is_dir() and (d.parent / "P").is_dir() and (d.parent / "W").is_dir()
+    ]
     if not roots:
-        raise DataError(f"sdnet: {archive} holds no D/, P/ and W/ folders; is it SDNET2018? Delete it to download again")
+        raise DataError(
+            f"sdnet: {archive} holds no D/, P/ and W/ folders; is it SDNET2018? Delete it to download again"
+        )
     for group in LAYOUT:
         shutil.move(str(roots[0] / group), str(data_dir / group))
     shutil.rmtree(staging)

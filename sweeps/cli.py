@@ -2,14 +2,16 @@
 
 Everything that can be checked without Ray is checked here, before any work starts.
 """
+
 from __future__ import annotations
 
 import argparse
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn, Optional, Sequence
+from typing import NoReturn
 
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
@@ -29,13 +31,13 @@ class Study:
     dataset: str  # the data set it reads (cifar10)
     data_dir: Path
     trials: tuple[dict, ...]
-    gpus_per_trial: Optional[float]  # None: the preset's share if the cluster has GPUs, else 0
+    gpus_per_trial: float | None  # None: the preset's share if the cluster has GPUs, else 0
     cpus_per_trial: float
     cpus_from_preset: bool  # no --cpus-per-trial: the preset's, lowered to what the machine has
     max_concurrent: int  # 0: as many as resources allow
     storage_path: Path
-    name: Optional[str]  # None: derived from the dataset and the study's definition
-    address: Optional[str]
+    name: str | None  # None: derived from the dataset and the study's definition
+    address: str | None
     max_failures: int  # retries of a failed trial, each from its last checkpoint
     keep_checkpoints: int  # newest checkpoints kept per trial
     dashboard: bool
@@ -71,47 +73,100 @@ def _preset_help(key: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python sweeps/run.py", formatter_class=_DefaultsFormatter,
-                description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
-                            "every (seed, optimizer) configuration is trained R times in each noisy mode (by default the paper's non-deterministic one) "
-                            "and D times deterministically, everything else held fixed.")
-    p.add_argument("--dataset", default="digits",
-                   help=f"preset: {', '.join(d for d in PRESETS if d != 'folder')}, or folder:PATH for one sub-folder of images per class")
+    p = _Parser(
+        prog="python sweeps/run.py",
+        formatter_class=_DefaultsFormatter,
+        description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
+        "every (seed, optimizer) configuration is trained R times in each noisy mode (by default the paper's non-deterministic one) "
+        "and D times deterministically, everything else held fixed.",
+    )
+    p.add_argument(
+        "--dataset",
+        default="digits",
+        help=f"preset: {', '.join(d for d in PRESETS if d != 'folder')}, or folder:PATH for one sub-folder of images per class",
+    )
     p.add_argument("--data-dir", default="data", help="where the data set lives or is downloaded to")
     p.add_argument("--seeds", help="comma-separated integer seeds; " + _preset_help("seeds"))
     p.add_argument("--optimizers", help=f"comma-separated, of {', '.join(OPTIMIZERS)}; " + _preset_help("optimizers"))
-    p.add_argument("--modes", default=",".join(PAPER_MODES),
-                   help="comma-separated CUDA modes, deterministic among them, or 'all'. deterministic and "
-                        "nondeterministic are the paper's; autotuner-only keeps every kernel deterministic but lets "
-                        "cuDNN time and pick them per process; kernels-only fixes cuDNN's pick (no benchmark) but "
-                        "allows non-deterministic kernels. Each isolates one source of the paper's noise")
-    p.add_argument("--repeats", type=int, help="repeats per configuration of each mode but deterministic; " + _preset_help("repeats"))
-    p.add_argument("--det-repeats", type=int,
-                   help="deterministic repeats per configuration; 2 or more proves bitwise reproducibility; " + _preset_help("det_repeats"))
+    p.add_argument(
+        "--modes",
+        default=",".join(PAPER_MODES),
+        help="comma-separated CUDA modes, deterministic among them, or 'all'. deterministic and "
+        "nondeterministic are the paper's; autotuner-only keeps every kernel deterministic but lets "
+        "cuDNN time and pick them per process; kernels-only fixes cuDNN's pick (no benchmark) but "
+        "allows non-deterministic kernels. Each isolates one source of the paper's noise",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        help="repeats per configuration of each mode but deterministic; " + _preset_help("repeats"),
+    )
+    p.add_argument(
+        "--det-repeats",
+        type=int,
+        help="deterministic repeats per configuration; 2 or more proves bitwise reproducibility; "
+        + _preset_help("det_repeats"),
+    )
     p.add_argument("--epochs", type=int, help="training epochs per trial; " + _preset_help("epochs"))
     p.add_argument("--batch-size", type=int, help="examples per step; " + _preset_help("batch_size"))
     p.add_argument("--lr", type=float, help="initial learning rate for every optimizer; " + _preset_help("lr"))
-    p.add_argument("--model", help="a project model (preactresnet18, preactresnet34, airbench_net, small_cnn) or any timm model name; " + _preset_help("model"))
-    p.add_argument("--num-workers", type=int, help="DataLoader workers per trial (0 keeps the data on the GPU); " + _preset_help("num_workers"))
-    p.add_argument("--gpus-per-trial", type=float,
-                   help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; "
-                        + _preset_help("gpus_per_trial"))
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs Ray reserves per trial; " + _preset_help("cpus_per_trial"))
+    p.add_argument(
+        "--model",
+        help="a project model (preactresnet18, preactresnet34, airbench_net, small_cnn) or any timm model name; "
+        + _preset_help("model"),
+    )
+    p.add_argument(
+        "--num-workers",
+        type=int,
+        help="DataLoader workers per trial (0 keeps the data on the GPU); " + _preset_help("num_workers"),
+    )
+    p.add_argument(
+        "--gpus-per-trial",
+        type=float,
+        help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; "
+        + _preset_help("gpus_per_trial"),
+    )
+    p.add_argument(
+        "--cpus-per-trial", type=float, help="CPUs Ray reserves per trial; " + _preset_help("cpus_per_trial")
+    )
     p.add_argument("--max-concurrent", type=int, default=0, help="most trials at once; 0: as many as resources allow")
     p.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
     p.add_argument("--name", help="experiment name; default: DATASET-<hash of the study>, so the same command resumes")
     p.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting Ray locally")
-    p.add_argument("--max-failures", type=int, default=2,
-                   help="retry a failed trial (CUDA out of memory included) this many times, each from its last checkpoint")
-    p.add_argument("--keep-checkpoints", type=int, default=1,
-                   help="checkpoints kept per trial (one per epoch is written; older ones are deleted)")
-    p.add_argument("--dashboard", action="store_true", help="start Ray's dashboard, bound to 127.0.0.1 (off by default)")
-    p.add_argument("--no-pretrained", action="store_true", help="train a preset's pretrained model (cbis) from scratch instead")
-    p.add_argument("--weights", help="file with the pretrained weights (a state dict, .pth or .safetensors) instead of timm's download")
-    p.add_argument("--det-warn-only", action="store_true",
-                   help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override any trial setting, e.g. --set weight_decay=0 --set conv_tf32=false (repeatable)")
+    p.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="retry a failed trial (CUDA out of memory included) this many times, each from its last checkpoint",
+    )
+    p.add_argument(
+        "--keep-checkpoints",
+        type=int,
+        default=1,
+        help="checkpoints kept per trial (one per epoch is written; older ones are deleted)",
+    )
+    p.add_argument(
+        "--dashboard", action="store_true", help="start Ray's dashboard, bound to 127.0.0.1 (off by default)"
+    )
+    p.add_argument(
+        "--no-pretrained", action="store_true", help="train a preset's pretrained model (cbis) from scratch instead"
+    )
+    p.add_argument(
+        "--weights",
+        help="file with the pretrained weights (a state dict, .pth or .safetensors) instead of timm's download",
+    )
+    p.add_argument(
+        "--det-warn-only",
+        action="store_true",
+        help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any trial setting, e.g. --set weight_decay=0 --set conv_tf32=false (repeatable)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     return p
 
@@ -160,11 +215,15 @@ def parse(argv: Sequence[str]) -> Study:
     if dataset == "folder" and not folder:
         raise UsageError("--dataset: folder needs a path: folder:PATH (one sub-folder of images per class)")
     if dataset not in PRESETS or (folder and dataset != "folder"):
-        raise UsageError(f"--dataset: unknown {args.dataset!r}; known: {', '.join(d for d in PRESETS if d != 'folder')}, folder:PATH")
+        raise UsageError(
+            f"--dataset: unknown {args.dataset!r}; known: {', '.join(d for d in PRESETS if d != 'folder')}, folder:PATH"
+        )
     preset = PRESETS[dataset]
     study = preset["study"]
     seeds = _ints("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
-    optimizers = tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers is not None else study["optimizers"]
+    optimizers = (
+        tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers is not None else study["optimizers"]
+    )
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise UsageError(f"--optimizers: unknown {o!r}; known: {', '.join(OPTIMIZERS)}")
@@ -193,7 +252,9 @@ def parse(argv: Sequence[str]) -> Study:
     if not (cpus > 0 and math.isfinite(cpus)):
         raise UsageError(f"--cpus-per-trial: must be a positive number, got {cpus:g}")
     if args.name is not None and (Path(args.name).name != args.name or args.name in ("", ".", "..")):
-        raise UsageError(f"--name: {args.name!r} must be one folder name (no / and not . or ..): it names a folder of --storage-path")
+        raise UsageError(
+            f"--name: {args.name!r} must be one folder name (no / and not . or ..): it names a folder of --storage-path"
+        )
     if args.max_failures < 0:
         raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
     if args.keep_checkpoints < 1:
@@ -207,8 +268,7 @@ def parse(argv: Sequence[str]) -> Study:
             raise UsageError(f"--model: {unknown_model_message(args.model)}")
 
     data_dir = Path(folder or args.data_dir).expanduser().resolve()
-    overrides: dict[str, object] = {"data_dir": str(data_dir), "gpu_share": 0.0,
-                                    "det_warn_only": args.det_warn_only}
+    overrides: dict[str, object] = {"data_dir": str(data_dir), "gpu_share": 0.0, "det_warn_only": args.det_warn_only}
     if folder:  # the metric follows the number of classes: AUC for two, accuracy for more
         from datasets import DataError
         from datasets.folder import num_classes
@@ -217,7 +277,13 @@ def parse(argv: Sequence[str]) -> Study:
             overrides["metric"] = "auc" if num_classes(data_dir) == 2 else "accuracy"
         except DataError as exc:
             raise UsageError(f"--dataset: {exc}") from None
-    for key, flag in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("model", "model"), ("num_workers", "num_workers")):
+    for key, flag in (
+        ("epochs", "epochs"),
+        ("batch_size", "batch_size"),
+        ("lr", "lr"),
+        ("model", "model"),
+        ("num_workers", "num_workers"),
+    ):
         if getattr(args, flag) is not None:
             overrides[key] = getattr(args, flag)
     if args.no_pretrained:
@@ -247,11 +313,24 @@ def parse(argv: Sequence[str]) -> Study:
         if not is_known_model(trials[0]["model"]):
             raise UsageError(f"--set: model: {unknown_model_message(trials[0]['model'])}")
     _check_streamed(preset["trial"]["dataset"], trials[0])
-    return Study(preset=dataset, dataset=preset["trial"]["dataset"], data_dir=data_dir, trials=tuple(trials), gpus_per_trial=gpus,
-                 cpus_per_trial=cpus, cpus_from_preset=args.cpus_per_trial is None, max_concurrent=args.max_concurrent,
-                 storage_path=Path(args.storage_path).expanduser().resolve(), name=args.name,
-                 address=args.address, max_failures=args.max_failures, keep_checkpoints=args.keep_checkpoints,
-                 dashboard=args.dashboard, dry_run=args.dry_run, preset_gpus_per_trial=study["gpus_per_trial"])
+    return Study(
+        preset=dataset,
+        dataset=preset["trial"]["dataset"],
+        data_dir=data_dir,
+        trials=tuple(trials),
+        gpus_per_trial=gpus,
+        cpus_per_trial=cpus,
+        cpus_from_preset=args.cpus_per_trial is None,
+        max_concurrent=args.max_concurrent,
+        storage_path=Path(args.storage_path).expanduser().resolve(),
+        name=args.name,
+        address=args.address,
+        max_failures=args.max_failures,
+        keep_checkpoints=args.keep_checkpoints,
+        dashboard=args.dashboard,
+        dry_run=args.dry_run,
+        preset_gpus_per_trial=study["gpus_per_trial"],
+    )
 
 
 def _check_streamed(dataset: str, trial: dict) -> None:
@@ -261,10 +340,14 @@ def _check_streamed(dataset: str, trial: dict) -> None:
     if dataset not in STREAMED:
         return
     if trial["model"] == "airbench_net":
-        raise UsageError(f"--model: airbench_net initialises from in-memory images (digits, cifar10); {dataset} is streamed from files")
+        raise UsageError(
+            f"--model: airbench_net initialises from in-memory images (digits, cifar10); {dataset} is streamed from files"
+        )
     if trial["alternate_flip"]:
-        raise UsageError(f"--set: alternate_flip applies to in-memory data sets (digits, cifar10); {dataset} augments "
-                         "through albumentations (--set augment=...)")
+        raise UsageError(
+            f"--set: alternate_flip applies to in-memory data sets (digits, cifar10); {dataset} augments "
+            "through albumentations (--set augment=...)"
+        )
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -1,4 +1,5 @@
 """The trial grid, built from a preset without starting Ray, so tests and --dry-run can call it."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,13 +29,25 @@ def build_trials(spec: GridSpec) -> list[dict]:
         for optimizer in spec.optimizers:
             for mode in spec.modes:
                 for repeat in range(spec.det_repeats if mode == "deterministic" else spec.repeats):
-                    config = {**spec.trial, **spec.per_optimizer.get(optimizer, {}), **spec.overrides,
-                              "seed": seed, "optimizer": optimizer, "mode": mode, "repeat": repeat}
+                    config = {
+                        **spec.trial,
+                        **spec.per_optimizer.get(optimizer, {}),
+                        **spec.overrides,
+                        "seed": seed,
+                        "optimizer": optimizer,
+                        "mode": mode,
+                        "repeat": repeat,
+                    }
                     trials.append(TrialConfig.from_dict(config).to_dict())
     return trials
 
 
-SHORT_MODE = {"deterministic": "det", "nondeterministic": "nondet", "autotuner-only": "autotuner", "kernels-only": "kernels"}
+SHORT_MODE = {
+    "deterministic": "det",
+    "nondeterministic": "nondet",
+    "autotuner-only": "autotuner",
+    "kernels-only": "kernels",
+}
 
 
 def trial_label(config: dict) -> str:

@@ -1,4 +1,5 @@
 """Ray start-up and Tuner.fit / restore: the only part of the driver that talks to Ray."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -10,12 +11,11 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import Optional
 
+from datasets.image_folder import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SPLITS_DIR_ENV
 from sweeps.cli import Study, UsageError
 from sweeps.grid import trial_label
 from trainables.determinism import CUBLAS_WORKSPACE
-from datasets.image_folder import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SPLITS_DIR_ENV
 from trainables.environment import GIT_COMMIT_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -42,7 +42,9 @@ def check_existing(experiment: Path, trials: list[dict]) -> bool:
         saved = json.loads(path.read_text())["trials"]
     except (ValueError, KeyError, TypeError, OSError) as exc:
         reason = f"lacks {exc}" if isinstance(exc, KeyError) else str(exc)
-        raise UsageError(f"--name: {path} cannot be read ({reason}); move {experiment} aside or choose another --name") from None
+        raise UsageError(
+            f"--name: {path} cannot be read ({reason}); move {experiment} aside or choose another --name"
+        ) from None
     if saved != trials:
         raise UsageError(f"--name: {experiment} holds a different study ({path}); choose another --name")
     return True
@@ -52,11 +54,18 @@ def write_study(experiment: Path, trials: list[dict]) -> None:
     (experiment / STUDY_FILE).write_text(json.dumps({"trials": trials}, indent=1))
 
 
-def git_commit() -> Optional[str]:
+def git_commit() -> str | None:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return sha + ("-dirty" if dirty else "")
@@ -74,8 +83,10 @@ def check_pretrained(trial: dict) -> None:
     except Exception as exc:  # a download or file failure, whatever its type
         reason = str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__
         source = trial["weights"] or "timm's download"
-        raise UsageError(f"--weights: the pretrained weights of {trial['model']} cannot be loaded from {source} ({reason}); "
-                         "pass --no-pretrained to train from scratch, or --weights FILE") from None
+        raise UsageError(
+            f"--weights: the pretrained weights of {trial['model']} cannot be loaded from {source} ({reason}); "
+            "pass --no-pretrained to train from scratch, or --weights FILE"
+        ) from None
 
 
 def local_resources() -> tuple[float, float]:
@@ -87,7 +98,9 @@ def local_resources() -> tuple[float, float]:
 
 def resolve_gpus(study: Study, cpus: float, gpus: float, where: str = "this Ray cluster has") -> float:
     """GPUs per trial: the flag, else the preset's share where there are GPUs; checked against the cluster."""
-    per_trial = study.gpus_per_trial if study.gpus_per_trial is not None else (study.preset_gpus_per_trial if gpus > 0 else 0.0)
+    per_trial = (
+        study.gpus_per_trial if study.gpus_per_trial is not None else (study.preset_gpus_per_trial if gpus > 0 else 0.0)
+    )
     if per_trial > gpus:
         raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but {where} {gpus:g}")
     return per_trial
@@ -100,8 +113,10 @@ def fit_cpus(study: Study, cpus: float, where: str = "this Ray cluster has") -> 
         return study
     if not study.cpus_from_preset:
         raise UsageError(f"--cpus-per-trial: {study.cpus_per_trial:g} CPUs per trial, but {where} {cpus:g}")
-    print(f"CPUs per trial: {cpus:g}, all that {where.split(' has')[0]} has (the preset asks for {study.cpus_per_trial:g}; "
-          "--cpus-per-trial sets it)")
+    print(
+        f"CPUs per trial: {cpus:g}, all that {where.split(' has')[0]} has (the preset asks for {study.cpus_per_trial:g}; "
+        "--cpus-per-trial sets it)"
+    )
     return dataclasses.replace(study, cpus_per_trial=cpus)
 
 
@@ -115,8 +130,10 @@ def check_address(address: str, timeout: float = 5.0) -> None:
         if not address and current.is_file():
             address = current.read_text().strip()
         if not address:
-            raise UsageError(f"{flag}: no Ray cluster runs on this machine (start one with `ray start --head`), "
-                             "or leave --address out to start Ray for this study alone")
+            raise UsageError(
+                f"{flag}: no Ray cluster runs on this machine (start one with `ray start --head`), "
+                "or leave --address out to start Ray for this study alone"
+            )
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or any(c.isspace() for c in host):
         raise UsageError(f"{flag}: not HOST:PORT, ray://HOST:PORT or auto")
@@ -129,9 +146,12 @@ def check_address(address: str, timeout: float = 5.0) -> None:
 def start_ray(study: Study, log_file: Path) -> None:
     import ray
 
-    env_vars = {"CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE, GIT_COMMIT_ENV: git_commit() or "",
-                SPLITS_DIR_ENV: os.environ.get(SPLITS_DIR_ENV, str(study.storage_path / ".splits")),
-                MAX_PIXELS_ENV: str(MAX_IMAGE_PIXELS)}
+    env_vars = {
+        "CUBLAS_WORKSPACE_CONFIG": CUBLAS_WORKSPACE,
+        GIT_COMMIT_ENV: git_commit() or "",
+        SPLITS_DIR_ENV: os.environ.get(SPLITS_DIR_ENV, str(study.storage_path / ".splits")),
+        MAX_PIXELS_ENV: str(MAX_IMAGE_PIXELS),
+    }
     runtime_env: dict = {"env_vars": env_vars}
     if study.address:
         runtime_env.update(working_dir=str(REPO_ROOT), excludes=UPLOAD_EXCLUDES)
@@ -140,10 +160,23 @@ def start_ray(study: Study, log_file: Path) -> None:
     # why: the dashboard serves job control over HTTP; off unless asked for, and then local only.
     # Ray would also start one idle worker per CPU and wait for them (64 on a 4-GPU host, ~1 s of
     # its start and ~70 MB each) that no trial uses: the slots need workers with this runtime_env
-    local = {} if study.address else {"include_dashboard": study.dashboard, "dashboard_host": "127.0.0.1",
-                                      "_system_config": {"prestart_worker_first_driver": False}}
+    local = (
+        {}
+        if study.address
+        else {
+            "include_dashboard": study.dashboard,
+            "dashboard_host": "127.0.0.1",
+            "_system_config": {"prestart_worker_first_driver": False},
+        }
+    )
     # why: "local" starts this study's own Ray even when a cluster already runs on the machine (None would join it)
-    ray.init(address=study.address or "local", runtime_env=runtime_env, log_to_driver=False, logging_level=logging.ERROR, **local)
+    ray.init(
+        address=study.address or "local",
+        runtime_env=runtime_env,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        **local,
+    )
     handler = logging.FileHandler(log_file)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     ray_logger = logging.getLogger("ray")
@@ -184,20 +217,27 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
             tune_config=tune.TuneConfig(
                 # why: the grid is an explicit list (repeats differ between modes), so each trial is
                 # a preset point; num_samples = one sample per point
-                search_alg=BasicVariantGenerator(points_to_evaluate=preset_points(trials), max_concurrent=study.max_concurrent),
+                search_alg=BasicVariantGenerator(
+                    points_to_evaluate=preset_points(trials), max_concurrent=study.max_concurrent
+                ),
                 # why: a slot's process is kept and forks a fresh process for each trial
                 # (trainables/forked.py); where it cannot fork, each trial gets a new actor
-                num_samples=len(trials), reuse_actors=forked.available(),
+                num_samples=len(trials),
+                reuse_actors=forked.available(),
                 trial_name_creator=lambda t: trial_label(t.config),
-                trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}"),
+                trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}",
+            ),
             run_config=tune.RunConfig(
-                name=experiment.name, storage_path=str(experiment.parent), verbose=0,
+                name=experiment.name,
+                storage_path=str(experiment.parent),
+                verbose=0,
                 # why: old checkpoints are deleted by CheckpointPruner, not by Tune (see sweeps/pruning.py)
                 callbacks=[progress, CheckpointPruner(study.keep_checkpoints, grace_s)],
                 # why: last-layer weights and predictions must reach the storage from any node
                 sync_config=tune.SyncConfig(sync_artifacts=True),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
-                failure_config=tune.FailureConfig(max_failures=study.max_failures)),
+                failure_config=tune.FailureConfig(max_failures=study.max_failures),
+            ),
         )
     tuner.fit()
 
@@ -215,13 +255,17 @@ def _restore(tune, trainable, experiment: Path, trials: list[dict]):  # noqa: AN
     why = "no intact experiment_state-*.json and tuner.pkl"
     if tune.Tuner.can_restore(str(experiment)) and storage.intact_state(experiment):
         try:
-            return tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True), trials
+            return tune.Tuner.restore(
+                str(experiment), trainable=trainable, resume_unfinished=True, restart_errored=True
+            ), trials
         except Exception as exc:  # a cut-off tuner.pkl raises whatever unpickling meets
             why = f"tuner.pkl: {type(exc).__name__}"
     rows = summary_rows(load_experiment(experiment).trials)
     remaining = storage.supersede_unfinished(experiment, trials, set(rows.loc[rows["status"] == "finished", "label"]))
-    print(f"Tune's saved state could not be read ({why}); the {len(remaining)} trial(s) not finished on disk start again, "
-          f"earlier partial runs kept in {experiment / storage.SUPERSEDED}")
+    print(
+        f"Tune's saved state could not be read ({why}); the {len(remaining)} trial(s) not finished on disk start again, "
+        f"earlier partial runs kept in {experiment / storage.SUPERSEDED}"
+    )
     return None, remaining
 
 

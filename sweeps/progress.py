@@ -5,12 +5,13 @@ the latest metric of the running trials. On a terminal it redraws in place every
 into a file or pipe it prints a line every 30 seconds. Finished and failed trials get a
 permanent line each.
 """
+
 from __future__ import annotations
 
 import sys
 import time
 from pathlib import Path
-from typing import Optional, TextIO
+from typing import TextIO
 
 from ray import tune
 
@@ -32,7 +33,7 @@ def format_duration(seconds: float) -> str:
 
 
 class StudyProgress(tune.Callback):
-    def __init__(self, total_trials: int, epochs_per_trial: int, metric: str, stream: Optional[TextIO] = None) -> None:
+    def __init__(self, total_trials: int, epochs_per_trial: int, metric: str, stream: TextIO | None = None) -> None:
         self.total, self.epochs, self.metric = total_trials, epochs_per_trial, metric
         self.stream = stream or sys.stdout
         self.setup()
@@ -91,12 +92,16 @@ class StudyProgress(tune.Callback):
         for t in trials:
             counts[t.status] = counts.get(t.status, 0) + 1
         pending = self.total - counts["TERMINATED"] - counts["RUNNING"] - counts["ERROR"]
-        line = (f"[{format_duration(elapsed)}] {counts['TERMINATED']}/{self.total} finished, "
-                f"{counts['RUNNING']} running, {pending} pending, {counts['ERROR']} failed"
-                f" | left: {self.eta(trials, elapsed)}")
+        line = (
+            f"[{format_duration(elapsed)}] {counts['TERMINATED']}/{self.total} finished, "
+            f"{counts['RUNNING']} running, {pending} pending, {counts['ERROR']} failed"
+            f" | left: {self.eta(trials, elapsed)}"
+        )
         running = [t for t in trials if t.status == "RUNNING" and t.trial_id in self.latest]
-        shown = "; ".join(f"{trial_label(t.config)} ep {self.epochs_done[t.trial_id]}/{self.epochs} "
-                          f"{self.latest[t.trial_id]:.3f}" for t in running[:3])
+        shown = "; ".join(
+            f"{trial_label(t.config)} ep {self.epochs_done[t.trial_id]}/{self.epochs} {self.latest[t.trial_id]:.3f}"
+            for t in running[:3]
+        )
         if shown:
             line += f" | {self.metric}: {shown}" + (f" (+{len(running) - 3})" if len(running) > 3 else "")
         return line

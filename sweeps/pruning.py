@@ -7,6 +7,7 @@ checkpoint, and that trial fails on every resume ("does not exist on storage any
 keeps everything and this callback deletes a checkpoint only after a newer one has been registered
 for longer than a few state saves (`grace_s`), always keeping the newest `keep`.
 """
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,9 @@ def state_period_s() -> float:
 class CheckpointPruner(tune.Callback):
     def __init__(self, keep: int, grace_s: float) -> None:
         self.keep, self.grace_s = keep, grace_s
-        self.registered: dict[str, list[tuple[float, tune.Checkpoint]]] = {}  # trial id -> (time, checkpoint), oldest first
+        self.registered: dict[
+            str, list[tuple[float, tune.Checkpoint]]
+        ] = {}  # trial id -> (time, checkpoint), oldest first
 
     def __getstate__(self) -> dict:
         # why: Tune pickles callbacks into tuner.pkl; a resumed run starts its bookkeeping afresh
@@ -40,7 +43,9 @@ class CheckpointPruner(tune.Callback):
         self.__init__(state["keep"], state["grace_s"])
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info) -> None:  # noqa: ANN001
-        self.registered.setdefault(trial.trial_id, []).append((time.monotonic(), checkpoint))  # pruned at the step's end
+        self.registered.setdefault(trial.trial_id, []).append(
+            (time.monotonic(), checkpoint)
+        )  # pruned at the step's end
 
     def on_step_end(self, iteration, trials, **info) -> None:  # noqa: ANN001
         self.prune(time.monotonic())
@@ -64,8 +69,10 @@ class CheckpointPruner(tune.Callback):
             found = storage.storage_filesystem.get_file_info(fs.FileSelector(storage.trial_fs_path))
         except OSError:
             return
-        names = sorted(f.base_name for f in found if f.type == fs.FileType.Directory and f.base_name.startswith("checkpoint_"))
-        for name in names[:max(len(names) - self.keep, 0)]:  # zero-padded: sorted by index
+        names = sorted(
+            f.base_name for f in found if f.type == fs.FileType.Directory and f.base_name.startswith("checkpoint_")
+        )
+        for name in names[: max(len(names) - self.keep, 0)]:  # zero-padded: sorted by index
             _delete(storage.storage_filesystem, f"{storage.trial_fs_path}/{name}")
 
     def prune(self, now: float, settle: frozenset | set = frozenset()) -> None:
@@ -76,9 +83,9 @@ class CheckpointPruner(tune.Callback):
                 continue
             # every state saved since checkpoint `settled[-1]` was registered names it or a newer one
             cutoff = min(settled[-1], len(entries) - self.keep)
-            for _, checkpoint in entries[:max(cutoff, 0)]:
+            for _, checkpoint in entries[: max(cutoff, 0)]:
                 _delete(checkpoint.filesystem, checkpoint.path)
-            del entries[:max(cutoff, 0)]
+            del entries[: max(cutoff, 0)]
 
 
 def _delete(filesystem, path: str) -> None:  # noqa: ANN001 (a pyarrow FileSystem)

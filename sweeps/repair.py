@@ -8,6 +8,7 @@ every re-run stopped with "1 trial unfinished". Before a study resumes, that lin
 again from the newest readable state; where the state holds nothing newer, the half line is
 dropped and Tune resumes the trial from its last checkpoint.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,8 @@ from pathlib import Path
 
 def _whole_lines(raw: bytes) -> tuple[list[bytes], bool]:
     """The lines that parse, and whether anything after them did not."""
-    lines = raw.split(b"\n")
     kept = []
-    for i, line in enumerate(lines):
+    for line in raw.split(b"\n"):
         if not line.strip():
             continue
         try:
@@ -59,9 +59,13 @@ def repair_results(experiment: Path) -> list[str]:
         epoch = json.loads(kept[-1]).get("epoch", 0) if kept else 0
         if "weights_sha256" in last and last.get("epoch", 0) > epoch:
             kept.append(json.dumps(last).encode())
-            notes.append(f"{result_file.parent.name}: its last result was cut off; written again from Tune's saved state")
+            notes.append(
+                f"{result_file.parent.name}: its last result was cut off; written again from Tune's saved state"
+            )
         else:
-            notes.append(f"{result_file.parent.name}: a cut-off result line dropped; the trial resumes from its last checkpoint")
+            notes.append(
+                f"{result_file.parent.name}: a cut-off result line dropped; the trial resumes from its last checkpoint"
+            )
         tmp = result_file.with_suffix(".json.tmp")
         tmp.write_bytes(b"".join(line + b"\n" for line in kept))
         tmp.replace(result_file)

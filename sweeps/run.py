@@ -4,6 +4,7 @@ Checks every input before Ray starts, starts Ray locally (or joins --address), r
 through Tune (resuming the experiment directory if the same study was started before), and ends
 with one row per configuration and mode. Exit code 0 only if every trial finished.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # why: run as a script from anywhere
 
-from sweeps.cli import UsageError, Study, fail, parse  # noqa: E402
+from sweeps.cli import Study, UsageError, fail, parse  # noqa: E402
 
 
 def dry_run(study: Study) -> None:
@@ -20,8 +21,12 @@ def dry_run(study: Study) -> None:
 
     from sweeps.grid import trial_label
 
-    rows = pd.DataFrame([{"trial": trial_label(t), **{k: t[k] for k in ("seed", "optimizer", "mode", "repeat", "lr")}}
-                         for t in study.trials])
+    rows = pd.DataFrame(
+        [
+            {"trial": trial_label(t), **{k: t[k] for k in ("seed", "optimizer", "mode", "repeat", "lr")}}
+            for t in study.trials
+        ]
+    )
     shared = {k: v for k, v in study.trials[0].items() if all(t[k] == v for t in study.trials)}
     print(rows.to_string(index=False))
     print(f"\n{len(study.trials)} trials; shared settings:")
@@ -54,12 +59,16 @@ def main(argv: list[str]) -> int:
     if resume:  # why: a finished study needs no data, weights or Ray, so check before fetching any
         from sweeps.repair import repair_results
 
-        for note in repair_results(experiment) + storage.set_aside_earlier_attempts(experiment, load_experiment(experiment).trials):
+        for note in repair_results(experiment) + storage.set_aside_earlier_attempts(
+            experiment, load_experiment(experiment).trials
+        ):
             print(note)
         rows = summary_rows(load_experiment(experiment).trials)
         finished = int((rows["status"] == "finished").sum())
         if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
-            print(f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n")
+            print(
+                f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n"
+            )
             print(format_summary(rows, metric))
             return 0
     try:
@@ -93,8 +102,10 @@ def main(argv: list[str]) -> int:
     trials = [dict(t, gpu_share=gpus_per_trial) for t in study.trials]
     if not resume:
         launch.write_study(experiment, list(study.trials))
-    print(f"{'Resuming' if resume else 'Starting'} {len(trials)} trials in {experiment}\n"
-          f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; watch: tensorboard --logdir {experiment}")
+    print(
+        f"{'Resuming' if resume else 'Starting'} {len(trials)} trials in {experiment}\n"
+        f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; watch: tensorboard --logdir {experiment}"
+    )
     try:
         launch.fit(study, trials, experiment, resume, gpus_per_trial)
     except Exception:
@@ -110,8 +121,10 @@ def main(argv: list[str]) -> int:
     print("\n" + format_summary(rows, metric))
     print(f"\nExperiment directory: {experiment}\nAnalysis: python -m analysis report {experiment}")
     if (rows["status"] == "stopped").any() or len(rows) < len(trials):
-        print(f"\nStopped with {len(trials) - (rows['status'] == 'finished').sum()} trial(s) unfinished; nothing finished is lost. "
-              f"To continue, run the same command again:\n  {command}")
+        print(
+            f"\nStopped with {len(trials) - (rows['status'] == 'finished').sum()} trial(s) unfinished; nothing finished is lost. "
+            f"To continue, run the same command again:\n  {command}"
+        )
         return 130
     return 0 if (rows["status"] == "finished").all() else 1
 

@@ -6,6 +6,7 @@ starts; a disk that fills is said in one line; and a resume that finds Tune's st
 back to the newest intact state, or, with none (or tuner.pkl itself cut off), starts the trials
 not finished on disk again from the grid in study.json, their partial folders kept aside.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,9 +43,11 @@ def check_free_space(study: Study, experiment: Path, unfinished: int) -> None:
     size = checkpoint_bytes(study.trials[0])
     need = unfinished * study.keep_checkpoints * size + SLACK_BYTES
     if free < need:
-        raise UsageError(f"--storage-path: {free / 1e9:.1f} GB free at {existing}, and {unfinished} trial(s) keeping "
-                         f"{study.keep_checkpoints} checkpoint(s) of about {size / 1e6:.0f} MB each need about "
-                         f"{need / 1e9:.1f} GB; free space or choose another --storage-path")
+        raise UsageError(
+            f"--storage-path: {free / 1e9:.1f} GB free at {existing}, and {unfinished} trial(s) keeping "
+            f"{study.keep_checkpoints} checkpoint(s) of about {size / 1e6:.0f} MB each need about "
+            f"{need / 1e9:.1f} GB; free space or choose another --storage-path"
+        )
 
 
 def disk_full(experiment: Path) -> str | None:
@@ -55,8 +58,10 @@ def disk_full(experiment: Path) -> str | None:
         return None
     if free >= 64 << 20:
         return None
-    return (f"The disk holding {experiment} is full ({free >> 20} MB free): free some space and run the same command "
-            "again; finished trials are kept and the rest continue")
+    return (
+        f"The disk holding {experiment} is full ({free >> 20} MB free): free some space and run the same command "
+        "again; finished trials are kept and the rest continue"
+    )
 
 
 def set_aside_broken_states(experiment: Path) -> list[str]:

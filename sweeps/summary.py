@@ -3,6 +3,7 @@
 Pure pandas over one row per trial, read from the experiment directory itself (the same loader the
 analysis uses), so it is tested without Ray and shows what is on disk, not what Tune remembers.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -43,19 +44,30 @@ def summarize(trials: pd.DataFrame) -> pd.DataFrame:
     table["same weights"] = done.groupby(KEYS).apply(_digest_verdict, include_groups=False) if len(done) else "-"
     # why: repeats of a configuration must start from the same weights and see the same data
     inputs = done.groupby(["optimizer", "seed"])[["init_sha256", "data_sha256"]].nunique().max(axis=1)
-    table["same init+data"] = [("yes" if inputs.get((o, s), 1) == 1 else "NO") if (o, s) in inputs.index else "-"
-                               for o, s, _ in table.index]
+    table["same init+data"] = [
+        ("yes" if inputs.get((o, s), 1) == 1 else "NO") if (o, s) in inputs.index else "-" for o, s, _ in table.index
+    ]
     return table.fillna({"same weights": "-"})
 
 
 def format_summary(trials: pd.DataFrame, metric: str) -> str:
     table = summarize(trials)
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_rows", 500,
-                           "display.float_format", "{:.4f}".format):
+    with pd.option_context(
+        "display.width",
+        200,
+        "display.max_columns",
+        20,
+        "display.max_rows",
+        500,
+        "display.float_format",
+        "{:.4f}".format,
+    ):
         text = f"{metric} of each trial's selected epoch, per configuration and mode:\n{table.to_string()}"
     failed = trials[trials["status"] != "finished"]
     if len(failed):
-        lines = [f"  {r.label} ({r.status}): {r.error if isinstance(r.error, str) else 'interrupted, continues on the next run'}"
-                 for r in failed.itertuples()]
+        lines = [
+            f"  {r.label} ({r.status}): {r.error if isinstance(r.error, str) else 'interrupted, continues on the next run'}"
+            for r in failed.itertuples()
+        ]
         text += f"\n{len(failed)} trial(s) did not finish:\n" + "\n".join(lines)
     return text

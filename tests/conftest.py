@@ -1,4 +1,5 @@
 """Shared fixtures: small data sets written in the real on-disk formats."""
+
 from __future__ import annotations
 
 import pickle
@@ -10,7 +11,9 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
-def write_cifar10(root: Path, n_train_per_batch: int = 20, n_test: int = 20, seed: int = 0, bytes_keys: bool = False) -> Path:
+def write_cifar10(
+    root: Path, n_train_per_batch: int = 20, n_test: int = 20, seed: int = 0, bytes_keys: bool = False
+) -> Path:
     """A tiny copy of the official cifar-10-batches-py layout (pickled dicts, uint8 rows of 3072).
 
     bytes_keys: keys as Python 3 writes them (b"data"), as in copies rebuilt from images; the
@@ -24,8 +27,11 @@ def write_cifar10(root: Path, n_train_per_batch: int = 20, n_test: int = 20, see
         return k.encode() if bytes_keys else k
 
     def batch(n: int) -> dict:
-        return {key("data"): rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
-                key("labels"): [int(i % 10) for i in range(n)], key("batch_label"): "fixture"}
+        return {
+            key("data"): rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+            key("labels"): [int(i % 10) for i in range(n)],
+            key("batch_label"): "fixture",
+        }
 
     for i in range(1, 6):
         with open(folder / f"data_batch_{i}", "wb") as f:
@@ -33,7 +39,23 @@ def write_cifar10(root: Path, n_train_per_batch: int = 20, n_test: int = 20, see
     with open(folder / "test_batch", "wb") as f:
         pickle.dump(batch(n_test), f)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({key("label_names"): ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]}, f)
+        pickle.dump(
+            {
+                key("label_names"): [
+                    "airplane",
+                    "automobile",
+                    "bird",
+                    "cat",
+                    "deer",
+                    "dog",
+                    "frog",
+                    "horse",
+                    "ship",
+                    "truck",
+                ]
+            },
+            f,
+        )
     return root
 
 

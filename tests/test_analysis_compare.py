@@ -1,4 +1,5 @@
 """`python -m analysis compare A B` on fixtures that play two machines."""
+
 import subprocess
 import sys
 
@@ -15,14 +16,27 @@ NOISY = {0: [93.10, 93.16, 93.22, 93.05, 93.30, 93.18], 1: [92.00, 92.10, 91.95,
 
 def machine(root, det: dict[int, float], digest: str, env: dict, seeds=(0, 1), shift: float = 0.0):
     for seed in seeds:
-        write_config(root, optimizer="sgd", seed=seed, det=det[seed], noisy=[s + shift for s in NOISY[seed]],
-                     det_digest=f"{digest}{seed}", digests=[f"{digest}{seed}-{r}" for r in range(6)], env=env)
+        write_config(
+            root,
+            optimizer="sgd",
+            seed=seed,
+            det=det[seed],
+            noisy=[s + shift for s in NOISY[seed]],
+            det_digest=f"{digest}{seed}",
+            digests=[f"{digest}{seed}-{r}" for r in range(6)],
+            env=env,
+        )
     return root
 
 
 def compare(tmp_path, a, b, *extra):
-    return subprocess.run([sys.executable, "-m", "analysis", "compare", str(a), str(b), "--out", str(tmp_path / "out"), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", "compare", str(a), str(b), "--out", str(tmp_path / "out"), *extra],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_equal_digests_are_identical(tmp_path):
@@ -42,7 +56,9 @@ def test_differing_digests_within_the_noise(tmp_path):
     proc = compare(tmp_path, a, b)
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.splitlines()[-1]
-    assert last.startswith("VERDICT: within noise: 2 of 2 deterministic digests differ") and "settings differ" not in last
+    assert (
+        last.startswith("VERDICT: within noise: 2 of 2 deterministic digests differ") and "settings differ" not in last
+    )
     assert "environment gpu: A NVIDIA H200 | B NVIDIA A100" in proc.stdout and "environment cudnn" in proc.stdout
     assert "environment torch" not in proc.stdout and "host" not in proc.stdout  # equal facts and hosts are not news
     det = pd.read_csv(tmp_path / "out" / "compare.csv")
@@ -92,4 +108,10 @@ def test_unreadable_input_is_one_line(tmp_path, case):
         write_config(b, optimizer="adam", seed=7, det=90.0, noisy=[90.1, 90.2])
     proc = compare(tmp_path, a, b)
     lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == 2 and proc.stdout == "" and len(lines) == 1 and lines[0].startswith("error: ") and str(b) in lines[0]
+    assert (
+        proc.returncode == 2
+        and proc.stdout == ""
+        and len(lines) == 1
+        and lines[0].startswith("error: ")
+        and str(b) in lines[0]
+    )

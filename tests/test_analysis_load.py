@@ -23,32 +23,58 @@ def test_one_row_per_trial_and_per_epoch(tmp_path):
 
 def test_errored_running_and_truncated_trials_are_kept_and_explained(tmp_path):
     write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.5, 0.6])
-    write_trial(tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=0, scores=[0.5], finished=False,
-                error="RuntimeError: CUDA out of memory. Tried to allocate 2 GiB")
-    write_trial(tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=1, scores=[0.5, 0.55, 0.58], finished=False)
-    write_trial(tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=2, scores=[0.4, 0.45, 0.7], truncate_last_line=True)
+    write_trial(
+        tmp_path,
+        optimizer="sgd",
+        seed=0,
+        mode="nondeterministic",
+        repeat=0,
+        scores=[0.5],
+        finished=False,
+        error="RuntimeError: CUDA out of memory. Tried to allocate 2 GiB",
+    )
+    write_trial(
+        tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=1, scores=[0.5, 0.55, 0.58], finished=False
+    )
+    write_trial(
+        tmp_path,
+        optimizer="sgd",
+        seed=0,
+        mode="nondeterministic",
+        repeat=2,
+        scores=[0.4, 0.45, 0.7],
+        truncate_last_line=True,
+    )
     exp = load_experiment(tmp_path)
-    status = {name.split("_")[2] + "_" + name.split("_")[3]: s for name, s in zip(exp.trials["trial"], exp.trials["status"])}
+    status = {
+        name.split("_")[2] + "_" + name.split("_")[3]: s for name, s in zip(exp.trials["trial"], exp.trials["status"])
+    }
     assert status == {"det_r0": "finished", "nondet_r0": "errored", "nondet_r1": "running", "nondet_r2": "running"}
     errored = exp.trials[exp.trials["status"] == "errored"].iloc[0]
     assert errored["error"] == "RuntimeError: CUDA out of memory. Tried to allocate 2 GiB"
     truncated = exp.trials[exp.trials["trial"].str.contains("nondet_r2")].iloc[0]
     assert truncated["status"] == "running" and truncated["epochs_done"] == 2  # the two whole lines were kept
-    assert len(exp.skipped) == 2 and all("nondet_r2" in s and "truncated" in s for s in exp.skipped)  # result.json and progress.csv
+    assert len(exp.skipped) == 2 and all(
+        "nondet_r2" in s and "truncated" in s for s in exp.skipped
+    )  # result.json and progress.csv
     assert exp.epochs[exp.epochs["trial"] == truncated["trial"]]["epoch"].tolist() == [1, 2]
     assert np.isnan(exp.trials.loc[exp.trials["status"] != "finished", "final_metric"].astype(float)).all()
 
 
 def test_the_analysis_needs_neither_torch_nor_ray(tmp_path):
     write_study(tmp_path)
-    code = ("import sys; from analysis import load_experiment, report, compare, sources; e = load_experiment(sys.argv[1]); "
-            "report.build(e, __import__('pathlib').Path(sys.argv[1]) / 'out'); assert len(e.trials) == 24; "
-            "assert not {'ray', 'torch', 'trainables', 'sweeps'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys; from analysis import load_experiment, report, compare, sources; e = load_experiment(sys.argv[1]); "
+        "report.build(e, __import__('pathlib').Path(sys.argv[1]) / 'out'); assert len(e.trials) == 24; "
+        "assert not {'ray', 'torch', 'trainables', 'sweeps'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=REPO, check=True)
 
 
 def test_result_json_is_the_truth_where_progress_csv_is_missing_or_behind(tmp_path):
-    write_trial(tmp_path, optimizer="adam", seed=0, mode="deterministic", repeat=0, scores=[0.1, 0.2, 0.3], progress_csv=False)
+    write_trial(
+        tmp_path, optimizer="adam", seed=0, mode="deterministic", repeat=0, scores=[0.1, 0.2, 0.3], progress_csv=False
+    )
     behind = write_trial(tmp_path, optimizer="adam", seed=0, mode="deterministic", repeat=1, scores=[0.1, 0.2, 0.4])
     csv = (behind / "progress.csv").read_text().splitlines()
     (behind / "progress.csv").write_text("\n".join(csv[:-1]) + "\n")  # one epoch short, as after a crash

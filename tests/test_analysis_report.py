@@ -20,9 +20,19 @@ def probs_for(classes: list[int], n_classes: int = 3) -> np.ndarray:
 def test_churn_averages_over_differing_pairs_and_counts_copies_apart(tmp_path):
     preds = [[0, 1, 2, 0], [0, 1, 2, 1], [2, 1, 2, 1], [2, 1, 2, 1]]  # runs 2 and 3 are copies
     for r, (p, digest) in enumerate(zip(preds, ["a", "b", "c", "c"])):
-        write_trial(tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=r, scores=[0.5] * (1 + (r == 0)),
-                    probs=probs_for(p), weights=digest)
-    write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.5], probs=probs_for([2, 2, 2, 2]))
+        write_trial(
+            tmp_path,
+            optimizer="sgd",
+            seed=0,
+            mode="nondeterministic",
+            repeat=r,
+            scores=[0.5] * (1 + (r == 0)),
+            probs=probs_for(p),
+            weights=digest,
+        )
+    write_trial(
+        tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.5], probs=probs_for([2, 2, 2, 2])
+    )
     exp = load_experiment(tmp_path)
     r = artifacts.churn(tmp_path, exp.trials, []).iloc[0]
     # differing pairs a-b 1/4, a-c 2/4 (twice), b-c 1/4 (twice); run 0 selected epoch 2, the others epoch 1
@@ -35,7 +45,9 @@ def test_similarity_is_one_minus_cosine_over_the_pairs_that_differ(tmp_path):
     b = [np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])]
     c = [np.array([[1.0, 0.0]]), np.array([[0.0, 1.0]])]
     for r, layers in enumerate((a, b, c)):
-        write_trial(tmp_path, optimizer="adam", seed=3, mode="nondeterministic", repeat=r, scores=[0.5, 0.6], last_layer=layers)
+        write_trial(
+            tmp_path, optimizer="adam", seed=3, mode="nondeterministic", repeat=r, scores=[0.5, 0.6], last_layer=layers
+        )
     sim = artifacts.similarity(tmp_path, load_experiment(tmp_path).trials, []).set_index("epoch")
     assert sim.loc[1, "identical_pairs"] == 3 and np.isnan(sim.loc[1, "one_minus_cos_mean"])
     pair = [1 - 1 / np.sqrt(2), 1.0, 1 - 1 / np.sqrt(2)]  # a-b, a-c, b-c at epoch 2
@@ -45,8 +57,17 @@ def test_similarity_is_one_minus_cosine_over_the_pairs_that_differ(tmp_path):
 
 def test_a_truncated_artifact_is_a_note_not_a_traceback(tmp_path):
     for r in range(2):
-        write_trial(tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=r, scores=[0.5], probs=probs_for([0, r]),
-                    weights=f"w{r}", last_layer=[np.eye(2) + r])
+        write_trial(
+            tmp_path,
+            optimizer="sgd",
+            seed=0,
+            mode="nondeterministic",
+            repeat=r,
+            scores=[0.5],
+            probs=probs_for([0, r]),
+            weights=f"w{r}",
+            last_layer=[np.eye(2) + r],
+        )
     for name in ("predictions.npz", "last_layer.npz"):
         path = next(tmp_path.glob(f"*_r1_*/{name}"))
         path.write_bytes(path.read_bytes()[:40])
@@ -58,45 +79,93 @@ def test_a_truncated_artifact_is_a_note_not_a_traceback(tmp_path):
 
 
 def run_report(*args) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis", "report", *map(str, args)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", "report", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):
     exp = write_study(tmp_path / "exp")
     for r in range(2):
-        write_trial(exp, optimizer="sgd", seed=5, mode="nondeterministic", repeat=r, scores=[0.5, 0.6], probs=probs_for([0, r]),
-                    last_layer=[np.ones((2, 2)), np.eye(2) + r], weights=f"sgd5-{r}")
+        write_trial(
+            exp,
+            optimizer="sgd",
+            seed=5,
+            mode="nondeterministic",
+            repeat=r,
+            scores=[0.5, 0.6],
+            probs=probs_for([0, r]),
+            last_layer=[np.ones((2, 2)), np.eye(2) + r],
+            weights=f"sgd5-{r}",
+        )
     write_trial(exp, optimizer="sgd", seed=5, mode="deterministic", repeat=0, scores=[0.5, 0.6], restarts=1)
     proc = run_report(exp, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     out = tmp_path / "out"
     report = (out / "report.md").read_text()
-    for title in ("Integrity", "Table I", "Table II", "Table III", "Table IV", "Table V", "Table VI", "Does the mode shift",
-                  "ordinary draw", "Seed vs CUDA noise", "Repeats needed", "Prediction churn", "Last-layer similarity"):
+    for title in (
+        "Integrity",
+        "Table I",
+        "Table II",
+        "Table III",
+        "Table IV",
+        "Table V",
+        "Table VI",
+        "Does the mode shift",
+        "ordinary draw",
+        "Seed vs CUDA noise",
+        "Repeats needed",
+        "Prediction churn",
+        "Last-layer similarity",
+    ):
         assert title in report, title
     assert "Welch" not in report and "Brown-Forsythe" not in report and "ootstrap" not in report
     assert report.index("Integrity") < report.index("Table I")  # integrity first
     assert "1 trial(s) continued from a checkpoint" in report and "sgd_seed5_det_r0" in report
     for png in ("metric_distribution", "runtime", "similarity", "churn"):
         assert (out / f"{png}.png").stat().st_size > 10_000 and f"({png}.png)" in report
-    for csv in ("table1_extremes", "table2_configurations", "table3_spread", "table5_ttest", "typicality", "mode_shift",
-                "table6_energy", "churn", "similarity"):
+    for csv in (
+        "table1_extremes",
+        "table2_configurations",
+        "table3_spread",
+        "table5_ttest",
+        "typicality",
+        "mode_shift",
+        "table6_energy",
+        "churn",
+        "similarity",
+    ):
         assert (out / f"{csv}.csv").is_file()
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("Integrity OK") and lines[1].startswith("nondeterministic repeats: 18 distinct outcomes of 18 runs in 5 configurations;")
+    assert lines[0].startswith("Integrity OK") and lines[1].startswith(
+        "nondeterministic repeats: 18 distinct outcomes of 18 runs in 5 configurations;"
+    )
     assert len(lines) <= 6 and "nan" not in proc.stdout
 
 
 def test_the_report_reads_right_at_a_glance(tmp_path):
     exp = tmp_path / "exp"
-    write_config(exp, optimizer="sgd", seed=0, det=93.30, noisy=[93.10, 93.10, 93.10, 93.10, 93.16, 93.22],
-                 digests=["a", "a", "a", "a", "b", "c"])
+    write_config(
+        exp,
+        optimizer="sgd",
+        seed=0,
+        det=93.30,
+        noisy=[93.10, 93.10, 93.10, 93.10, 93.16, 93.22],
+        digests=["a", "a", "a", "a", "b", "c"],
+    )
     write_config(exp, optimizer="adam", seed=0, det=93.3, noisy=[93.1] * 4, digests=["z"] * 4)  # no variation
     proc = run_report(exp, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "out" / "report.md").read_text()
     assert "4 of 6 runs are bit-identical copies" in report and "no variation among 4 runs" in report
-    assert "nondeterministic repeats: 4 distinct outcomes of 10 runs in 2 configurations; 0 equal the deterministic digest" in report
+    assert (
+        "nondeterministic repeats: 4 distinct outcomes of 10 runs in 2 configurations; 0 equal the deterministic digest"
+        in report
+    )
     assert "4.2e-04" in report and "0.056" in report  # the paper's p and the one on distinct outcomes
     assert re.search(r"\| *6 *\| *3 *\|", report)  # n and n_distinct print as integers
     assert not re.search(r"\b\d+\.000\b", report.split("## Table III")[0].split("## Integrity")[1])  # no 6.000, 2.000
@@ -110,20 +179,45 @@ def test_the_report_reads_right_at_a_glance(tmp_path):
 def test_a_report_over_nan_scores_is_never_integrity_ok(tmp_path):
     exp = tmp_path / "exp"
     write_config(exp, optimizer="sgd", seed=0, det=93.3, noisy=[93.1, 93.2])
-    write_trial(exp, optimizer="sgd", seed=0, mode="nondeterministic", repeat=5, scores=[float("nan")], init="init0", data="data0")
+    write_trial(
+        exp,
+        optimizer="sgd",
+        seed=0,
+        mode="nondeterministic",
+        repeat=5,
+        scores=[float("nan")],
+        init="init0",
+        data="data0",
+    )
     proc = run_report(exp, "--out", tmp_path / "out")
     assert proc.returncode == 0 and proc.stdout.startswith("!!! INTEGRITY FAILED")
     assert "sgd_seed0_nondet_r5_00000_00005: NaN, excluded" in proc.stdout
     for r in range(2):
-        write_trial(tmp_path / "allnan", optimizer="sgd", seed=0, mode="deterministic" if r else "nondeterministic", repeat=r,
-                    scores=[float("nan")])
+        write_trial(
+            tmp_path / "allnan",
+            optimizer="sgd",
+            seed=0,
+            mode="deterministic" if r else "nondeterministic",
+            repeat=r,
+            scores=[float("nan")],
+        )
     proc = run_report(tmp_path / "allnan", "--out", tmp_path / "out2")
-    assert proc.returncode == 2 and "all scored NaN" in proc.stderr and proc.stdout == "" 
+    assert proc.returncode == 2 and "all scored NaN" in proc.stderr and proc.stdout == ""
 
 
 def test_report_shouts_when_the_contract_is_broken(tmp_path):
     exp = write_study(tmp_path / "exp")
-    write_trial(exp, optimizer="adam", seed=0, mode="deterministic", repeat=7, scores=[0.9], weights="different", init="init0", data="data0")
+    write_trial(
+        exp,
+        optimizer="adam",
+        seed=0,
+        mode="deterministic",
+        repeat=7,
+        scores=[0.9],
+        weights="different",
+        init="init0",
+        data="data0",
+    )
     proc = run_report(exp, "--out", tmp_path / "out")
     assert proc.returncode == 0 and proc.stdout.startswith("!!! INTEGRITY FAILED")
     report = (tmp_path / "out" / "report.md").read_text()

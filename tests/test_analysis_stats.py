@@ -1,5 +1,6 @@
 """Each table against numbers computed here independently, scipy or statsmodels; every defect of
 the statistics review (shared reviews/statistics.md) reproduced as a test the old code failed."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -63,7 +64,13 @@ def test_table2_differences_are_det_minus_mean_in_points(done):
 
 
 def test_every_table_is_keyed_optimizer_seed_mode_in_that_order(done):
-    for table in (stats.configurations(done), stats.spread(done), stats.runtime(done), stats.typicality(done), stats.paper_ttests(done)):
+    for table in (
+        stats.configurations(done),
+        stats.spread(done),
+        stats.runtime(done),
+        stats.typicality(done),
+        stats.paper_ttests(done),
+    ):
         assert list(table.columns[:3]) == ["optimizer", "seed", "mode"]
         assert list(table.index) == list(range(len(table)))  # flat: no tuple labels in the report
     for table in (stats.mode_shift(done), stats.seed_vs_cuda(done), stats.power_table(done, (0.1,))):
@@ -107,7 +114,9 @@ def test_table4_runtime_difference_is_det_minus_noisy(done):
     det = np.mean([RUNTIME["det"] + i for i in range(2)]) / 60
     nondet = np.mean([RUNTIME["nondet"] + i for i in range(4)]) / 60
     assert r["det_min"] == pytest.approx(det) and r["mode_min"] == pytest.approx(nondet)
-    assert r["diff_min"] == pytest.approx(det - nondet) and r["diff_rel_pct"] == pytest.approx((det - nondet) / nondet * 100)
+    assert r["diff_min"] == pytest.approx(det - nondet) and r["diff_rel_pct"] == pytest.approx(
+        (det - nondet) / nondet * 100
+    )
 
 
 def test_paper_ttest_matches_scipy_and_holm_matches_statsmodels(done):
@@ -178,8 +187,16 @@ def test_deterministic_copies_are_one_observation(tmp_path):
         write_config(root, optimizer="sgd", seed=0, det=93.3, noisy=[93.1, 93.16, 93.22, 93.4], det_copies=copies)
         write_config(root, optimizer="sgd", seed=1, det=92.0, noisy=[92.5, 92.1, 91.9], det_copies=copies)
         done = scored(root)
-        results.append([stats.configurations(done), stats.typicality(done), stats.paper_ttests(done), stats.mode_shift(done),
-                         stats.seed_vs_cuda(done), stats.spread(done)])
+        results.append(
+            [
+                stats.configurations(done),
+                stats.typicality(done),
+                stats.paper_ttests(done),
+                stats.mode_shift(done),
+                stats.seed_vs_cuda(done),
+                stats.spread(done),
+            ]
+        )
     for other in results[1:]:
         for a, b in zip(results[0], other):
             pd.testing.assert_frame_equal(a, b)
@@ -191,7 +208,9 @@ def test_welch_and_brown_forsythe_are_gone():
 
 def test_mode_shift_pairs_over_seeds(tmp_path):
     diffs = []
-    for seed, (det, noisy) in enumerate([(93.3, [93.1, 93.2]), (92.0, [92.4, 92.2]), (91.0, [90.5, 90.9]), (94.0, [93.9, 93.7])]):
+    for seed, (det, noisy) in enumerate(
+        [(93.3, [93.1, 93.2]), (92.0, [92.4, 92.2]), (91.0, [90.5, 90.9]), (94.0, [93.9, 93.7])]
+    ):
         write_config(tmp_path, optimizer="adam", seed=seed, det=det, noisy=noisy)
         diffs.append(det - np.mean(noisy))
     r = row(stats.mode_shift(scored(tmp_path)), optimizer="adam")
@@ -214,12 +233,16 @@ def test_seed_vs_cuda_by_anova_with_searle_interval():
     groups = [np.array([1.0, 3.0]), np.array([5.0, 7.0]), np.array([9.0, 11.0])]
     r = inference.random_effects(groups)
     # within-seed variance 2; MS_between = 2 * var(3, 7, 11) = 32, sigma_seed^2 = (32 - 2) / 2 = 15
-    assert r.var_cuda == pytest.approx(2.0) and r.var_seed == pytest.approx(15.0) and r.share_cuda == pytest.approx(2 / 17)
+    assert (
+        r.var_cuda == pytest.approx(2.0) and r.var_seed == pytest.approx(15.0) and r.share_cuda == pytest.approx(2 / 17)
+    )
     f = 32 / 2
     f_lo, f_hi = f / sp.f.ppf(0.975, 2, 3), f / sp.f.ppf(0.025, 2, 3)
     assert r.share_cuda_lo == pytest.approx(1 - min(1, (f_hi - 1) / (f_hi + 1)))
     assert r.share_cuda_hi == pytest.approx(1 - max(0, (f_lo - 1) / (f_lo + 1)))
-    assert (r.var_cuda_lo, r.var_cuda_hi) == pytest.approx((3 * 2 / sp.chi2.ppf(0.975, 3), 3 * 2 / sp.chi2.ppf(0.025, 3)))
+    assert (r.var_cuda_lo, r.var_cuda_hi) == pytest.approx(
+        (3 * 2 / sp.chi2.ppf(0.975, 3), 3 * 2 / sp.chi2.ppf(0.025, 3))
+    )
 
 
 def test_searle_interval_covers_the_cuda_share():
@@ -236,15 +259,26 @@ def test_seed_vs_cuda_flags_truncation_and_reports_one_seed(tmp_path):
     write_config(tmp_path, optimizer="sgd", seed=0, det=90.0, noisy=[90.0, 91.0, 92.0])
     one = row(stats.seed_vs_cuda(scored(tmp_path)), optimizer="sgd")
     assert one["var_cuda"] == pytest.approx(1.0) and np.isnan(one["share_cuda"]) and "needs >= 2 seeds" in one["note"]
-    write_config(tmp_path, optimizer="sgd", seed=1, det=90.0, noisy=[90.0, 91.0, 92.01])  # seeds agree better than chance
+    write_config(
+        tmp_path, optimizer="sgd", seed=1, det=90.0, noisy=[90.0, 91.0, 92.01]
+    )  # seeds agree better than chance
     two = row(stats.seed_vs_cuda(scored(tmp_path)), optimizer="sgd")
     assert two["var_seed"] == 0 and "< 0, set to 0" in two["note"] and two["share_cuda"] == pytest.approx(1.0)
 
 
 def test_a_nan_score_is_excluded_once_and_said(tmp_path):
     write_config(tmp_path, optimizer="sgd", seed=0, det=93.3, noisy=[93.1, 93.16, 93.22, 93.0])
-    write_trial(tmp_path, optimizer="sgd", seed=0, mode="nondeterministic", repeat=9, scores=[float("nan")],
-                weights="nan-run", init="init0", data="data0")
+    write_trial(
+        tmp_path,
+        optimizer="sgd",
+        seed=0,
+        mode="nondeterministic",
+        repeat=9,
+        scores=[float("nan")],
+        weights="nan-run",
+        init="init0",
+        data="data0",
+    )
     result = finished(load_experiment(tmp_path).trials)
     assert len(result.done) == 6 and len(result.notes) == 1 and "score is NaN" in result.notes[0]
     assert result.nan_trials == ("sgd_seed0_nondet_r9_00000_00009",)
@@ -286,8 +320,10 @@ def test_repeats_needed_agrees_with_statsmodels_is_monotone_and_finite():
     for sd in np.linspace(0.01, 0.3, 100):
         needed = [inference.repeats_needed(d, sd) for d in (0.1, 0.25, 0.5, 1.0)]
         assert needed == sorted(needed, reverse=True), sd
-        assert all(inference.power(n, d / sd) >= 0.8 > (inference.power(n - 1, d / sd) if n > 2 else 0)
-                   for n, d in zip(needed, (0.1, 0.25, 0.5, 1.0)))
+        assert all(
+            inference.power(n, d / sd) >= 0.8 > (inference.power(n - 1, d / sd) if n > 2 else 0)
+            for n, d in zip(needed, (0.1, 0.25, 0.5, 1.0))
+        )
 
 
 def test_power_table_reports_integers_and_the_pooled_sd_s_degrees_of_freedom(done):
@@ -299,15 +335,45 @@ def test_power_table_reports_integers_and_the_pooled_sd_s_degrees_of_freedom(don
 def test_integrity_flags_each_broken_promise(tmp_path):
     write_study(tmp_path)
     assert stats.integrity(load_experiment(tmp_path).trials).empty
-    write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=9, scores=[0.95], weights="other", init="init0", data="data0")
-    write_trial(tmp_path, optimizer="adam", seed=1, mode="nondeterministic", repeat=9, scores=[0.8], weights="x", init="init1", data="changed")
+    write_trial(
+        tmp_path,
+        optimizer="sgd",
+        seed=0,
+        mode="deterministic",
+        repeat=9,
+        scores=[0.95],
+        weights="other",
+        init="init0",
+        data="data0",
+    )
+    write_trial(
+        tmp_path,
+        optimizer="adam",
+        seed=1,
+        mode="nondeterministic",
+        repeat=9,
+        scores=[0.8],
+        weights="x",
+        init="init1",
+        data="changed",
+    )
     problems = stats.integrity(load_experiment(tmp_path).trials)
     assert set(zip(problems["optimizer"], problems["seed"], problems["check"])) == {
-        ("sgd", 0, "deterministic repeats share weights_sha256"), ("adam", 1, "all repeats share data_sha256")}
+        ("sgd", 0, "deterministic repeats share weights_sha256"),
+        ("adam", 1, "all repeats share data_sha256"),
+    }
 
 
 def test_outcomes_count_distinct_runs_and_runs_equal_to_deterministic(tmp_path):
-    write_config(tmp_path, optimizer="sgd", seed=0, det=93.3, noisy=[93.3, 93.3, 93.1, 93.2], digests=["d", "d", "b", "c"], det_digest="d")
+    write_config(
+        tmp_path,
+        optimizer="sgd",
+        seed=0,
+        det=93.3,
+        noisy=[93.3, 93.3, 93.1, 93.2],
+        digests=["d", "d", "b", "c"],
+        det_digest="d",
+    )
     r = stats.outcomes(scored(tmp_path)).iloc[0]
     assert (r["mode"], r["runs"], r["distinct"], r["equal_det"]) == ("nondeterministic", 4, 3, 2)
 
@@ -315,7 +381,14 @@ def test_outcomes_count_distinct_runs_and_runs_equal_to_deterministic(tmp_path):
 def test_table6_energy_measured_and_estimated(done):
     t = stats.table6_energy(done, board_power_w=250.0, carbon_kg_per_kwh=0.5)
     adam_joules = 2 * sum(1000.0 * (r + 1) for r in range(2)) + 2 * sum(1000.0 * (r + 1) for r in range(4))
-    sgd_joules = 2 * sum((RUNTIME["det"] + r) * 250.0 for r in range(2)) + 2 * sum((RUNTIME["nondet"] + r) * 250.0 for r in range(4))
-    assert row(t, optimizer="adam")["kwh"] == pytest.approx(adam_joules / 3.6e6) and row(t, optimizer="adam")["measured"] == 12
-    assert row(t, optimizer="sgd")["kwh"] == pytest.approx(sgd_joules / 3.6e6) and row(t, optimizer="sgd")["measured"] == 0
+    sgd_joules = 2 * sum((RUNTIME["det"] + r) * 250.0 for r in range(2)) + 2 * sum(
+        (RUNTIME["nondet"] + r) * 250.0 for r in range(4)
+    )
+    assert (
+        row(t, optimizer="adam")["kwh"] == pytest.approx(adam_joules / 3.6e6)
+        and row(t, optimizer="adam")["measured"] == 12
+    )
+    assert (
+        row(t, optimizer="sgd")["kwh"] == pytest.approx(sgd_joules / 3.6e6) and row(t, optimizer="sgd")["measured"] == 0
+    )
     assert row(t, optimizer="all")["co2_kg"] == pytest.approx((adam_joules + sgd_joules) / 3.6e6 * 0.5)

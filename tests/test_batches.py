@@ -13,7 +13,7 @@ def test_augment_matches_a_per_image_reference_crop_and_flip():
     for i in range(5):
         padded = np.pad(images[i].numpy(), ((0, 0), (2, 2), (2, 2)))
         y, x = offsets[i].tolist()
-        ref = padded[:, y:y + 6, x:x + 7]
+        ref = padded[:, y : y + 6, x : x + 7]
         if flips[i]:
             ref = ref[:, :, ::-1]
         assert np.array_equal(out[i].numpy(), ref)
@@ -45,7 +45,15 @@ def test_stream_is_the_same_with_and_without_workers():
 def test_drop_last_yields_only_full_batches_with_and_without_workers():
     rng = np.random.default_rng(2)
     images = rng.integers(0, 256, size=(37, 1, 5, 5), dtype=np.uint8)
-    kw = dict(batch_size=8, seed=5, crop_padding=1, hflip=True, alternate_flip=True, drop_last=True, device=torch.device("cpu"))
+    kw = dict(
+        batch_size=8,
+        seed=5,
+        crop_padding=1,
+        hflip=True,
+        alternate_flip=True,
+        drop_last=True,
+        device=torch.device("cpu"),
+    )
     for workers in (0, 2):
         stream = TrainStream(images, np.arange(37, dtype=np.int64), num_workers=workers, **kw)
         batches = list(stream.epoch(2))

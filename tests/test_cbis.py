@@ -1,4 +1,5 @@
 """CBIS-DDSM on a small fixture in the real formats: the four official CSVs and DICOM files."""
+
 from __future__ import annotations
 
 import csv
@@ -19,8 +20,18 @@ from tests.conftest import REPO
 from trainables.config import TrialConfig
 from trainables.loop import run_trial
 
-HEADER = ["patient_id", "breast_density", "left or right breast", "image view", "abnormality id", "abnormality type",
-          "pathology", "image file path", "cropped image file path", "ROI mask file path"]
+HEADER = [
+    "patient_id",
+    "breast_density",
+    "left or right breast",
+    "image view",
+    "abnormality id",
+    "abnormality type",
+    "pathology",
+    "image file path",
+    "cropped image file path",
+    "ROI mask file path",
+]
 
 
 def write_dicom(path: Path, width: int = 12, height: int = 16, corrupt: bool = False) -> None:
@@ -55,12 +66,28 @@ def write_cbis(root: Path, *, missing_column: str = "", bad_path: str = "", corr
             kind = "mass" if p % 2 else "calc"
             for view in ("CC", "MLO"):
                 case = f"{kind.capitalize()}-{'Training' if part == 'train' else 'Test'}_P_{p:05d}_{side}_{view}"
-                pathology = ["BENIGN", "MALIGNANT", "BENIGN_WITHOUT_CALLBACK"][int(rng.integers(0, 3))] if p != 2 else "BENIGN"
+                pathology = (
+                    ["BENIGN", "MALIGNANT", "BENIGN_WITHOUT_CALLBACK"][int(rng.integers(0, 3))] if p != 2 else "BENIGN"
+                )
                 relative = f"{case}/1.3.6.1.4.1.9590.{p}/1.3.6.1.4.1.9590.{p}.1/000000.dcm"
-                dicom = root / (f"{case}/08-07-2016-DDSM-{p}/1-full mammogram images-{p}/1-1.dcm" if p == 5 else relative)  # TCIA's renamed folders
+                dicom = root / (
+                    f"{case}/08-07-2016-DDSM-{p}/1-full mammogram images-{p}/1-1.dcm" if p == 5 else relative
+                )  # TCIA's renamed folders
                 write_dicom(dicom, corrupt=case == corrupt_case)
-                rows[(kind, part)].append([f"P_{p:05d}", "2", side, view, "1", kind, pathology,
-                                           bad_path if (bad_path and p == 1) else relative, "", ""])
+                rows[(kind, part)].append(
+                    [
+                        f"P_{p:05d}",
+                        "2",
+                        side,
+                        view,
+                        "1",
+                        kind,
+                        pathology,
+                        bad_path if (bad_path and p == 1) else relative,
+                        "",
+                        "",
+                    ]
+                )
                 if p == 2 and view == "CC":  # a second abnormality, malignant: the image is malignant
                     rows[(kind, part)].append([f"P_{p:05d}", "2", side, view, "2", kind, "MALIGNANT", relative, "", ""])
     for key, name in CSVS.items():
@@ -78,7 +105,9 @@ def cbis_dir(tmp_path_factory) -> Path:
 
 
 def all_images(splits):
-    return {Path(p).stem: int(l) for s in (splits.train, splits.val, splits.test) for p, l in zip(s.paths, s.labels)}
+    return {
+        Path(p).stem: int(label) for s in (splits.train, splits.val, splits.test) for p, label in zip(s.paths, s.labels)
+    }
 
 
 def test_image_labels_split_and_conversion(cbis_dir):
@@ -102,7 +131,9 @@ def test_image_labels_split_and_conversion(cbis_dir):
 
 def test_benign_without_callback_counts_as_benign_or_is_dropped(cbis_dir):
     with open(cbis_dir / CSVS[("mass", "train")]) as f:
-        bwc = {r["image file path"].split("/")[0] for r in csv.DictReader(f) if r["pathology"] == "BENIGN_WITHOUT_CALLBACK"}
+        bwc = {
+            r["image file path"].split("/")[0] for r in csv.DictReader(f) if r["pathology"] == "BENIGN_WITHOUT_CALLBACK"
+        }
     assert bwc
     kept = all_images(get_dataset("cbis").load(cbis_dir))
     dropped = all_images(get_dataset("cbis").load(cbis_dir, drop_benign_without_callback=True))
@@ -116,11 +147,14 @@ def test_conversion_happens_once(cbis_dir):
     assert png.stat().st_mtime_ns == stamp
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"missing_column": "pathology"}, "mass_case_description_train_set.csv has no column 'pathology'"),
-    ({"bad_path": "../../outside/000000.dcm"}, "points outside"),
-    ({"corrupt_case": "Calc-Test_P_00014_LEFT_MLO"}, "Calc-Test_P_00014_LEFT_MLO.*cannot be read as a DICOM"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"missing_column": "pathology"}, "mass_case_description_train_set.csv has no column 'pathology'"),
+        ({"bad_path": "../../outside/000000.dcm"}, "points outside"),
+        ({"corrupt_case": "Calc-Test_P_00014_LEFT_MLO"}, "Calc-Test_P_00014_LEFT_MLO.*cannot be read as a DICOM"),
+    ],
+)
 def test_bad_input_is_named(tmp_path, kwargs, match):
     root = write_cbis(tmp_path / "cbis", **kwargs)
     with pytest.raises(DataError, match=match):
@@ -130,9 +164,26 @@ def test_bad_input_is_named(tmp_path, kwargs, match):
 
 def test_a_cbis_trial_trains_with_bce_and_selects_by_val_auc(cbis_dir, tmp_path):
     p = PRESETS["cbis"]
-    spec = GridSpec((0,), ("adam",), 1, 1, p["trial"], p["optimizers"],
-                    {"data_dir": str(cbis_dir), "gpu_share": 0.0, "model": "small_cnn", "pretrained": False,
-                     "image_size": (16, 12), "epochs": 3, "batch_size": 4, "eval_batch_size": 8, "lr": 1e-3, "num_workers": 0})
+    spec = GridSpec(
+        (0,),
+        ("adam",),
+        1,
+        1,
+        p["trial"],
+        p["optimizers"],
+        {
+            "data_dir": str(cbis_dir),
+            "gpu_share": 0.0,
+            "model": "small_cnn",
+            "pretrained": False,
+            "image_size": (16, 12),
+            "epochs": 3,
+            "batch_size": 4,
+            "eval_batch_size": 8,
+            "lr": 1e-3,
+            "num_workers": 0,
+        },
+    )
     cfg = TrialConfig.from_dict(build_trials(spec)[0])
     out = []
     run_trial(cfg, lambda m, s: out.append(m), tmp_path, torch.device("cpu"))
@@ -143,8 +194,20 @@ def test_a_cbis_trial_trains_with_bce_and_selects_by_val_auc(cbis_dir, tmp_path)
 
 def test_pretrained_weights_offline_get_one_line_naming_the_ways_out(cbis_dir, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # as on a machine with no internet, at once
-    base = [sys.executable, "sweeps/run.py", "--dataset", "cbis", "--data-dir", str(cbis_dir), "--gpus-per-trial", "0",
-            "--cpus-per-trial", "1", "--storage-path", str(tmp_path / "exp")]
+    base = [
+        sys.executable,
+        "sweeps/run.py",
+        "--dataset",
+        "cbis",
+        "--data-dir",
+        str(cbis_dir),
+        "--gpus-per-trial",
+        "0",
+        "--cpus-per-trial",
+        "1",
+        "--storage-path",
+        str(tmp_path / "exp"),
+    ]
     proc = subprocess.run(base, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "--no-pretrained" in proc.stderr and "--weights FILE" in proc.stderr
@@ -152,7 +215,9 @@ def test_pretrained_weights_offline_get_one_line_naming_the_ways_out(cbis_dir, t
 
     weights = tmp_path / "resnet34.pth"
     torch.save(timm.create_model("resnet34").state_dict(), weights)
-    proc = subprocess.run(base + ["--weights", str(weights), "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(
+        base + ["--weights", str(weights), "--dry-run"], cwd=REPO, capture_output=True, text=True, timeout=300, env=env
+    )
     assert proc.returncode == 0 and f"weights = {weights}" in proc.stdout
     from sweeps.launch import check_pretrained
 

@@ -1,4 +1,5 @@
 """Bad input: one clear line on stderr, a non-zero exit, and nothing started or written."""
+
 from __future__ import annotations
 
 import os
@@ -40,7 +41,10 @@ REFUSED = [  # (argv, the start of the one-line message): each reached the trial
     (["--optimizers", "sgd,sgd"], "--optimizers: 'sgd,sgd' lists an optimizer twice"),
     (["--optimizers", ""], "--optimizers: unknown ''"),
     (["--repeats", "100000000"], "--repeats: must be between 1 and 1000"),
-    (["--repeats", "1000", "--seeds", ",".join(map(str, range(60))), "--modes", "all"], "--repeats: the grid would hold"),
+    (
+        ["--repeats", "1000", "--seeds", ",".join(map(str, range(60))), "--modes", "all"],
+        "--repeats: the grid would hold",
+    ),
     (["--name", ".."], "--name"),
     (["--name", "a/b"], "--name"),
 ]
@@ -59,8 +63,14 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit_before_ray_starts(tmp_path, 
     argv = [a.replace("{empty}", str(empty)) for a in argv]
     # why: an unreachable proxy makes the CIFAR-10 download fail at once, online or not
     env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
-    proc = subprocess.run([sys.executable, "sweeps/run.py", *argv, "--storage-path", str(tmp_path / "exp")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "sweeps/run.py", *argv, "--storage-path", str(tmp_path / "exp")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode != 0
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
@@ -72,16 +82,36 @@ def test_bad_input_gets_one_line_and_a_nonzero_exit_before_ray_starts(tmp_path, 
 def test_help_lists_every_flag_with_its_default():
     proc = subprocess.run([sys.executable, "sweeps/run.py", "--help"], cwd=REPO, capture_output=True, text=True)
     assert proc.returncode == 0
-    for flag in ("--seeds", "--optimizers", "--repeats", "--det-repeats", "--epochs", "--batch-size", "--lr", "--model",
-                 "--num-workers", "--gpus-per-trial", "--cpus-per-trial", "--max-concurrent", "--storage-path", "--name",
-                 "--address", "--dry-run"):
+    for flag in (
+        "--seeds",
+        "--optimizers",
+        "--repeats",
+        "--det-repeats",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--model",
+        "--num-workers",
+        "--gpus-per-trial",
+        "--cpus-per-trial",
+        "--max-concurrent",
+        "--storage-path",
+        "--name",
+        "--address",
+        "--dry-run",
+    ):
         assert flag in proc.stdout
     assert "cifar10: 0,42,314,3407,180698" in proc.stdout  # preset defaults are shown
 
 
 def test_dry_run_prints_the_grid_and_starts_nothing(tmp_path):
-    proc = subprocess.run([sys.executable, "sweeps/run.py", "--dry-run", "--storage-path", str(tmp_path / "exp")],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "sweeps/run.py", "--dry-run", "--storage-path", str(tmp_path / "exp")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0
     assert "20 trials" in proc.stdout and "adam_seed42_nondet_r2" in proc.stdout
     assert not (tmp_path / "exp").exists()
@@ -94,17 +124,36 @@ def test_a_preset_s_cpus_per_trial_fit_the_machine_and_an_explicit_flag_does_not
     assert study.cpus_per_trial == 4 and study.cpus_from_preset
     fitted = launch.fit_cpus(study, 2.0, where="this machine (where Ray starts) has")
     assert fitted.cpus_per_trial == 2
-    assert capsys.readouterr().out.strip() == ("CPUs per trial: 2, all that this machine (where Ray starts) has (the preset asks "
-                                               "for 4; --cpus-per-trial sets it)")
+    assert capsys.readouterr().out.strip() == (
+        "CPUs per trial: 2, all that this machine (where Ray starts) has (the preset asks "
+        "for 4; --cpus-per-trial sets it)"
+    )
     with pytest.raises(UsageError, match="--cpus-per-trial: 4 CPUs per trial, but this machine"):
-        launch.fit_cpus(parse(["--dataset", "sdnet", "--cpus-per-trial", "4"]), 2.0, where="this machine (where Ray starts) has")
+        launch.fit_cpus(
+            parse(["--dataset", "sdnet", "--cpus-per-trial", "4"]), 2.0, where="this machine (where Ray starts) has"
+        )
 
 
 def test_an_offline_cifar10_run_leaves_no_empty_directory(tmp_path):
     env = {**os.environ, "https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9"}
     target = tmp_path / "new" / "cifar"
-    proc = subprocess.run([sys.executable, "sweeps/run.py", "--dataset", "cifar10", "--data-dir", str(target), "--storage-path",
-                           str(tmp_path / "exp")], cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "sweeps/run.py",
+            "--dataset",
+            "cifar10",
+            "--data-dir",
+            str(target),
+            "--storage-path",
+            str(tmp_path / "exp"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 2 and proc.stderr.startswith("error: cifar10:")
     assert list(tmp_path.iterdir()) == []
 
@@ -115,8 +164,14 @@ def test_a_wrong_cluster_address_is_one_line_within_seconds(tmp_path, address):
     env["TMPDIR"] = str(tmp_path / "tmp")  # why: no ray_current_cluster file of a real local cluster is found
     (tmp_path / "tmp").mkdir()
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "sweeps/run.py", "--address", address, "--storage-path", str(tmp_path / "exp")],
-                          cwd=REPO, capture_output=True, text=True, timeout=60, env=env)
+    proc = subprocess.run(
+        [sys.executable, "sweeps/run.py", "--address", address, "--storage-path", str(tmp_path / "exp")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
     assert time.monotonic() - started < 30
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: --address {address}"), proc.stderr

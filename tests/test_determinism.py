@@ -1,4 +1,5 @@
 """The determinism contract on the CPU, where no CUDA randomness exists: every repeat is identical."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,7 +16,12 @@ def train(tmp_path, name: str, **overrides) -> list[dict]:
     out: list[dict] = []
     directory = tmp_path / name
     directory.mkdir()
-    run_trial(TrialConfig.from_dict(digits_trial(**{"epochs": 2, **overrides})), lambda m, s: out.append(m), directory, torch.device("cpu"))
+    run_trial(
+        TrialConfig.from_dict(digits_trial(**{"epochs": 2, **overrides})),
+        lambda m, s: out.append(m),
+        directory,
+        torch.device("cpu"),
+    )
     return out
 
 
@@ -40,7 +46,18 @@ def final(run: list[dict]) -> dict:
 def test_one_report_per_epoch_with_the_contract_keys(runs):
     reports = runs["det_a"]
     assert [r["epoch"] for r in reports] == [1, 2]
-    for key in ("epoch", "train_loss", "val_accuracy", "val_f1", "test_accuracy", "test_f1", "metric", "lr", "epoch_time_s", "samples_per_s"):
+    for key in (
+        "epoch",
+        "train_loss",
+        "val_accuracy",
+        "val_f1",
+        "test_accuracy",
+        "test_f1",
+        "metric",
+        "lr",
+        "epoch_time_s",
+        "samples_per_s",
+    ):
         assert all(key in r for r in reports), key
     last = final(reports)
     for key in ("weights_sha256", "init_sha256", "data_sha256", "runtime_s", "final_metric", "energy_j"):
@@ -61,7 +78,10 @@ def test_nondeterministic_repeats_on_cpu_are_bit_identical_too(runs):
 
 
 def test_init_and_data_digests_agree_across_repeats_and_modes(runs):
-    digests = {(final(runs[k])["init_sha256"], final(runs[k])["data_sha256"]) for k in ("det_a", "det_b", "nondet_a", "nondet_b")}
+    digests = {
+        (final(runs[k])["init_sha256"], final(runs[k])["data_sha256"])
+        for k in ("det_a", "det_b", "nondet_a", "nondet_b")
+    }
     assert len(digests) == 1
 
 
@@ -126,7 +146,9 @@ def test_deterministic_mode_fails_on_an_op_without_a_deterministic_kernel_naming
 
 
 def test_a_diverging_trial_fails_loudly_instead_of_finishing(tmp_path):
-    with pytest.raises(RuntimeError, match=r"epoch 1: the training loss is (nan|inf): training diverged \(lr 1e\+30 too high\?\)"):
+    with pytest.raises(
+        RuntimeError, match=r"epoch 1: the training loss is (nan|inf): training diverged \(lr 1e\+30 too high\?\)"
+    ):
         train(tmp_path, "diverged", mode="deterministic", lr=1e30, optimizer="sgd")
 
 
@@ -134,6 +156,10 @@ def test_a_trial_whose_final_score_is_not_a_number_fails_loudly(tmp_path, monkey
     import trainables.loop
 
     real = trainables.loop.scores
-    monkeypatch.setattr(trainables.loop, "scores", lambda *a: {**real(*a), "auc": float("nan")})  # as with one class in test
-    with pytest.raises(RuntimeError, match="the selected epoch's test auc is nan: AUC needs both classes in the test split"):
+    monkeypatch.setattr(
+        trainables.loop, "scores", lambda *a: {**real(*a), "auc": float("nan")}
+    )  # as with one class in test
+    with pytest.raises(
+        RuntimeError, match="the selected epoch's test auc is nan: AUC needs both classes in the test split"
+    ):
         train(tmp_path, "one-class", mode="deterministic", metrics=["accuracy", "auc"], metric="auc")

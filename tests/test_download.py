@@ -1,6 +1,7 @@
 """SDNET2018's download on a loopback HTTP server: the nested archive is fetched, checked and
 unpacked into the layout; a broken-off transfer resumes where it stopped; a corrupt archive and an
 unreachable server are each named in one line."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from datasets import DataError, get_dataset
-from datasets import download, sdnet
+from datasets import DataError, download, get_dataset, sdnet
 from tests.test_image_folders import sdnet_tree
 
 
@@ -36,8 +36,14 @@ class Server:
     without that cookie. Honours Range unless told not to; can break off the first response after
     `cut` bytes, answer with an HTML page or 429 instead of the file."""
 
-    def __init__(self, body: bytes, cut: int | None = None, ignore_range: bool = False, page_instead: bool = False,
-                 status: int | None = None) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        cut: int | None = None,
+        ignore_range: bool = False,
+        page_instead: bool = False,
+        status: int | None = None,
+    ) -> None:
         self.body, self.cut, self.requests = body, cut, []
         server = self
 
@@ -68,7 +74,7 @@ class Server:
                 self.end_headers()
                 data = server.body[start:]
                 if server.cut is not None:
-                    data, server.cut = data[:server.cut], None  # announce everything, send part, hang up
+                    data, server.cut = data[: server.cut], None  # announce everything, send part, hang up
                 self.wfile.write(data)
 
             def log_message(self, *args) -> None:
@@ -76,7 +82,9 @@ class Server:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.landing = f"http://127.0.0.1:{self.httpd.server_port}/all_datasets/48/"
-        self.url = f"http://127.0.0.1:{self.httpd.server_port}/context/all_datasets/article/1047/type/native/viewcontent"
+        self.url = (
+            f"http://127.0.0.1:{self.httpd.server_port}/context/all_datasets/article/1047/type/native/viewcontent"
+        )
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self) -> None:

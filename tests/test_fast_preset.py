@@ -1,5 +1,6 @@
 """The cifar10-fast preset: its model, recipe and schedule keep the determinism contract and resume
 bit-identically; its pieces (whitening, alternating flips, test-time views) do what they claim."""
+
 from __future__ import annotations
 
 import time
@@ -19,21 +20,35 @@ from trainables.batches import epoch_plan
 from trainables.config import TrialConfig
 from trainables.loop import predict, run_trial
 
+pytestmark = pytest.mark.slow
+
 SMALL = {"epochs": 3, "batch_size": 32, "eval_batch_size": 16}  # 100 training images: 4 steps per epoch
 
 
 def fast_trials(data_dir, **overrides) -> list[dict]:
     p = PRESETS["cifar10-fast"]
-    spec = GridSpec((0,), ("sgd",), 2, 2, p["trial"], p["optimizers"],
-                    {"data_dir": str(data_dir), "gpu_share": 0.0, **SMALL, **overrides})
+    spec = GridSpec(
+        (0,),
+        ("sgd",),
+        2,
+        2,
+        p["trial"],
+        p["optimizers"],
+        {"data_dir": str(data_dir), "gpu_share": 0.0, **SMALL, **overrides},
+    )
     return build_trials(spec)
 
 
 def train(trial: dict, directory, restore=None) -> tuple[list[dict], list[dict]]:
     directory.mkdir(exist_ok=True)
     metrics, states = [], []
-    run_trial(TrialConfig.from_dict(trial), lambda m, s: (metrics.append(m), states.append(through_disk(s))),
-              directory, torch.device("cpu"), restore=restore)
+    run_trial(
+        TrialConfig.from_dict(trial),
+        lambda m, s: (metrics.append(m), states.append(through_disk(s))),
+        directory,
+        torch.device("cpu"),
+        restore=restore,
+    )
     return metrics, states
 
 
@@ -52,7 +67,9 @@ def test_fast_preset_keeps_the_contract_on_cpu(fast_runs):
     assert all(0 <= f["final_metric"] <= 1 and f["epoch"] == 3 for f in finals.values())
     assert all(f["started_at"] <= time.time() - f["runtime_s"] for f in finals.values())  # when the trial began
     parts = finals[("deterministic", 0)]["startup_parts"]
-    assert set(parts) == {"imports_s", "setup_s", "data_s", "model_s", "first_step_s"} and all(v >= 0 for v in parts.values())
+    assert set(parts) == {"imports_s", "setup_s", "data_s", "model_s", "first_step_s"} and all(
+        v >= 0 for v in parts.values()
+    )
 
 
 def test_onecycle_rises_then_falls_per_step(fast_runs):

@@ -1,5 +1,6 @@
 """A trial in a forked process: its messages reach the parent in order, its failure is raised
 there, it never outlives its slot, and it starts from torch's defaults whatever the trial before did."""
+
 from __future__ import annotations
 
 import os
@@ -15,7 +16,9 @@ import torch
 from tests.conftest import REPO
 from trainables.forked import TrialProcessError, run_forked
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="trials are forked on Linux only; elsewhere they run in the actor")
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="trials are forked on Linux only; elsewhere they run in the actor"
+)
 
 
 def alive(pid: int) -> bool:
@@ -44,7 +47,9 @@ def test_the_trials_exception_is_raised_in_the_parent_with_its_traceback():
     def trial(send):
         raise ValueError("no deterministic kernel for aten::something")
 
-    with pytest.raises(TrialProcessError, match=r"(?s)Traceback.*ValueError: no deterministic kernel for aten::something"):
+    with pytest.raises(
+        TrialProcessError, match=r"(?s)Traceback.*ValueError: no deterministic kernel for aten::something"
+    ):
         run_forked(trial, lambda _: None)
 
 

@@ -1,4 +1,5 @@
 """Image-folder data sets (folder:PATH, SDNET2018) on small fixtures in the real on-disk formats."""
+
 from __future__ import annotations
 
 import subprocess
@@ -22,7 +23,9 @@ def write_images(folder: Path, n: int, seed: int, size: int = 20) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     for i in range(n):
-        Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)).save(folder / f"{i:04d}.jpg", quality=90)
+        Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)).save(
+            folder / f"{i:04d}.jpg", quality=90
+        )
 
 
 @pytest.fixture
@@ -61,10 +64,15 @@ def test_sdnet_layout_cracked_is_the_positive_class_and_any_subset_works(tmp_pat
     assert len(subset.train.paths + subset.val.paths + subset.test.paths) == 20
 
 
-@pytest.mark.parametrize("case,match", [
-    ("wrong_layout", "has none of D/CD"), ("one_class", "has only cracked folders"), ("corrupt", "0003.jpg: cannot be decoded"),
-    ("empty_class", "no images for class 'uncracked'"),
-])
+@pytest.mark.parametrize(
+    "case,match",
+    [
+        ("wrong_layout", "has none of D/CD"),
+        ("one_class", "has only cracked folders"),
+        ("corrupt", "0003.jpg: cannot be decoded"),
+        ("empty_class", "no images for class 'uncracked'"),
+    ],
+)
 def test_sdnet_bad_input_is_named(tmp_path, case, match):
     root = tmp_path / "sdnet"
     if case == "wrong_layout":
@@ -85,9 +93,24 @@ def test_sdnet_bad_input_is_named(tmp_path, case, match):
 
 def folder_trial(folder: Path, **overrides) -> TrialConfig:
     p = PRESETS["folder"]
-    spec = GridSpec((0,), ("sgd",), 1, 1, p["trial"], p["optimizers"],
-                    {"data_dir": str(folder), "gpu_share": 0.0, "model": "small_cnn", "image_size": (16, 16), "epochs": 2,
-                     "batch_size": 8, "eval_batch_size": 8, "metric": "auc"})
+    spec = GridSpec(
+        (0,),
+        ("sgd",),
+        1,
+        1,
+        p["trial"],
+        p["optimizers"],
+        {
+            "data_dir": str(folder),
+            "gpu_share": 0.0,
+            "model": "small_cnn",
+            "image_size": (16, 16),
+            "epochs": 2,
+            "batch_size": 8,
+            "eval_batch_size": 8,
+            "metric": "auc",
+        },
+    )
     return TrialConfig.from_dict({**build_trials(spec)[0], **overrides})
 
 
@@ -96,7 +119,12 @@ def test_augmented_file_stream_is_the_same_with_and_without_workers(two_class_fo
     for workers in (0, 2):
         out = []
         (tmp_path / str(workers)).mkdir()
-        run_trial(folder_trial(two_class_folder, num_workers=workers), lambda m, s: out.append(m), tmp_path / str(workers), torch.device("cpu"))
+        run_trial(
+            folder_trial(two_class_folder, num_workers=workers),
+            lambda m, s, into=out: into.append(m),
+            tmp_path / str(workers),
+            torch.device("cpu"),
+        )
         finals.append(out[-1])
     assert finals[0]["data_sha256"] == finals[1]["data_sha256"]
     assert finals[0]["weights_sha256"] == finals[1]["weights_sha256"]
@@ -109,8 +137,17 @@ def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_
     splits = get_dataset("folder").load(two_class_folder)
 
     def first_batch(seed: int, epoch: int) -> torch.Tensor:
-        stream = FileStream(splits.train.paths, splits.train.labels, channels=3, size=(16, 16), pipeline="sdnet",
-                            batch_size=4, seed=seed, num_workers=0, device=torch.device("cpu"))
+        stream = FileStream(
+            splits.train.paths,
+            splits.train.labels,
+            channels=3,
+            size=(16, 16),
+            pipeline="sdnet",
+            batch_size=4,
+            seed=seed,
+            num_workers=0,
+            device=torch.device("cpu"),
+        )
         x, _, idx = next(iter(stream.epoch(epoch)))
         return x, idx
 
@@ -127,8 +164,18 @@ def test_one_running_stream_gives_each_epoch_as_a_fresh_one_would(two_class_fold
     splits = get_dataset("folder").load(two_class_folder)
 
     def stream(workers: int) -> FileStream:
-        return FileStream(splits.train.paths, splits.train.labels, channels=3, size=(16, 16), pipeline="sdnet",
-                          batch_size=4, seed=3, num_workers=workers, device=torch.device("cpu"), drop_last=True)
+        return FileStream(
+            splits.train.paths,
+            splits.train.labels,
+            channels=3,
+            size=(16, 16),
+            pipeline="sdnet",
+            batch_size=4,
+            seed=3,
+            num_workers=workers,
+            device=torch.device("cpu"),
+            drop_last=True,
+        )
 
     def batches(s: FileStream, epoch: int) -> list[tuple[torch.Tensor, ...]]:
         out = list(s.epoch(epoch))
@@ -151,8 +198,18 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
     test = splits.test
 
     def stream(cache_mb: int) -> FileStream:
-        return FileStream(splits.train.paths, splits.train.labels, channels=3, size=(16, 16), pipeline="sdnet",
-                          batch_size=4, seed=0, num_workers=2, device=torch.device("cpu"), eval_cache_mb=cache_mb)
+        return FileStream(
+            splits.train.paths,
+            splits.train.labels,
+            channels=3,
+            size=(16, 16),
+            pipeline="sdnet",
+            batch_size=4,
+            seed=0,
+            num_workers=2,
+            device=torch.device("cpu"),
+            eval_cache_mb=cache_mb,
+        )
 
     kept, streamed = stream(1), stream(0)
     first = list(kept.evaluation(test.paths, test.labels, 3))
@@ -161,13 +218,15 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
     two_class_folder.rename(moved)  # later passes of the kept split must read no file
     try:
         again = list(kept.evaluation(test.paths, test.labels, 3))
-        with pytest.raises(Exception):  # the other stream still reads the files
+        with pytest.raises(OSError, match="cannot be read"):  # the other stream still reads the files
             list(streamed.evaluation(test.paths, test.labels, 3))
     finally:
         moved.rename(two_class_folder)
     assert len(again) == len(first) == -(-len(test.labels) // 3)
     assert all(torch.equal(a, b) for pair in zip(first, again) for a, b in zip(*pair))
-    assert all(torch.equal(a, b) for pair in zip(first, streamed.evaluation(test.paths, test.labels, 3)) for a, b in zip(*pair))
+    assert all(
+        torch.equal(a, b) for pair in zip(first, streamed.evaluation(test.paths, test.labels, 3)) for a, b in zip(*pair)
+    )
     too_small = stream(0)
     list(too_small.evaluation(test.paths, test.labels, 3))
     assert too_small.cache_left == 0 and not too_small._cached
@@ -175,7 +234,12 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
 
 def test_cli_refuses_a_folder_without_class_subfolders(tmp_path):
     write_images(tmp_path / "flat", 3, seed=0)
-    proc = subprocess.run([sys.executable, "sweeps/run.py", "--dataset", f"folder:{tmp_path / 'flat'}", "--dry-run"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "sweeps/run.py", "--dataset", f"folder:{tmp_path / 'flat'}", "--dry-run"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "needs one sub-folder of images per class" in proc.stderr

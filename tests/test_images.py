@@ -1,5 +1,6 @@
 """Image files as users have them: macOS metadata files, 16- and 32-bit and float pixels, very large
 images; and a failed trial's exception line whatever its class is called."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -7,8 +8,7 @@ import pytest
 from PIL import Image
 
 from analysis.load import error_line
-from datasets import DataError, get_dataset
-from datasets import image_folder
+from datasets import DataError, get_dataset, image_folder
 from tests.test_image_folders import write_images
 from trainables.file_stream import read_image
 
@@ -29,7 +29,9 @@ def test_macos_metadata_and_hidden_files_are_skipped(pets):
     assert len(paths) == 20 and not any("/." in p for p in paths)
 
 
-@pytest.mark.parametrize(("array", "mode"), [(np.full((20, 20), 0.5, np.float32), "F"), (np.full((20, 20), 70000, np.int32), "I")])
+@pytest.mark.parametrize(
+    ("array", "mode"), [(np.full((20, 20), 0.5, np.float32), "F"), (np.full((20, 20), 70000, np.int32), "I")]
+)
 def test_32_bit_and_float_images_are_refused_by_name_before_any_trial(pets, array, mode):
     odd = pets / "cats" / "odd.tif"
     Image.fromarray(array, mode=mode).save(odd)
@@ -59,8 +61,10 @@ def test_the_pixel_limit_is_documented_settable_and_above_pillow_s(pets, monkeyp
 
 def test_a_failed_trial_shows_its_exception_line_whatever_its_class_is_called(tmp_path):
     error = tmp_path / "error.txt"
-    error.write_text("Failure # 1 (occurred at 2026-11-30_14-08-20)\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\n"
-                     '  File "x.py", line 1, in train\ntrainables.forked.TrialProcessError: Traceback (most recent call last):\n'
-                     '  File "file_stream.py", line 25, in read_image\n'
-                     "cv2.error: OpenCV(4.10.0) error: (-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS in function 'validateInputImageSize'\n")
+    error.write_text(
+        "Failure # 1 (occurred at 2026-11-30_14-08-20)\n\x1b[36mray::ImplicitFunc.train()\x1b[39m (pid=1)\n"
+        '  File "x.py", line 1, in train\ntrainables.forked.TrialProcessError: Traceback (most recent call last):\n'
+        '  File "file_stream.py", line 25, in read_image\n'
+        "cv2.error: OpenCV(4.10.0) error: (-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS in function 'validateInputImageSize'\n"
+    )
     assert error_line(error).startswith("cv2.error: OpenCV(4.10.0) error: (-215:Assertion failed)")

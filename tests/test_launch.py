@@ -1,4 +1,5 @@
 """How the driver starts Ray: a local Ray is told to skip its idle workers, a cluster is joined as it is."""
+
 import logging
 
 import pytest

@@ -1,5 +1,6 @@
 """The four CUDA modes: each changes exactly its three switches, inside the trial process, and a
 four-mode study runs through Ray, the report and its sources table."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,11 +31,14 @@ def test_the_switch_table_is_the_specification():
     assert {m: tuple(s) for m, s in SWITCHES.items()} == EXPECTED
 
 
-@pytest.mark.parametrize(("flag", "modes"), [
-    ("deterministic,nondeterministic", ("deterministic", "nondeterministic")),
-    ("all", MODES),
-    ("kernels-only, deterministic", ("deterministic", "kernels-only")),
-])
+@pytest.mark.parametrize(
+    ("flag", "modes"),
+    [
+        ("deterministic,nondeterministic", ("deterministic", "nondeterministic")),
+        ("all", MODES),
+        ("kernels-only, deterministic", ("deterministic", "kernels-only")),
+    ],
+)
 def test_modes_flag_builds_the_grid(flag, modes):
     study = parse(["--modes", flag, "--seeds", "0", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "1"])
     assert tuple(dict.fromkeys(t["mode"] for t in study.trials)) == modes
@@ -42,10 +46,15 @@ def test_modes_flag_builds_the_grid(flag, modes):
     assert all(sum(t["mode"] == m for t in study.trials) == 2 for m in modes[1:])
 
 
-@pytest.mark.parametrize(("flag", "message"), [
-    ("nondeterministic,kernels-only", "needs deterministic"), ("deterministic", "needs deterministic"),
-    ("deterministic,turbo", "unknown 'turbo'"), ("deterministic,kernels-only,kernels-only", "twice"),
-])
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("nondeterministic,kernels-only", "needs deterministic"),
+        ("deterministic", "needs deterministic"),
+        ("deterministic,turbo", "unknown 'turbo'"),
+        ("deterministic,kernels-only,kernels-only", "twice"),
+    ],
+)
 def test_modes_flag_refuses_bad_lists(flag, message):
     with pytest.raises(UsageError, match=message):
         parse(["--modes", flag])
@@ -54,7 +63,10 @@ def test_modes_flag_refuses_bad_lists(flag, message):
 def test_the_default_grid_and_its_name_are_those_of_a_study_made_before_the_modes():
     default = parse(["--seeds", "0", "--optimizers", "sgd"])
     explicit = parse(["--seeds", "0", "--optimizers", "sgd", "--modes", "deterministic,nondeterministic"])
-    assert default.trials == explicit.trials and {t["mode"] for t in default.trials} == {"deterministic", "nondeterministic"}
+    assert default.trials == explicit.trials and {t["mode"] for t in default.trials} == {
+        "deterministic",
+        "nondeterministic",
+    }
 
 
 def test_source_shares_of_a_fixture_with_known_variances(tmp_path):
@@ -64,7 +76,15 @@ def test_source_shares_of_a_fixture_with_known_variances(tmp_path):
 
     for seed in (0, 1):
         for mode, sd in (("nondeterministic", 1.0), ("autotuner-only", 0.9), ("kernels-only", 0.2)):
-            write_config(tmp_path, optimizer="sgd", seed=seed, det=90.0, noisy=runs(sd), mode=mode, det_copies=1 if mode == "nondeterministic" else 0)
+            write_config(
+                tmp_path,
+                optimizer="sgd",
+                seed=seed,
+                det=90.0,
+                noisy=runs(sd),
+                mode=mode,
+                det_copies=1 if mode == "nondeterministic" else 0,
+            )
     done = finished(load_experiment(tmp_path).trials).done
     per_config = sources.sources(done)
     assert per_config["autotuner_share"].to_numpy() == pytest.approx([0.81, 0.81])
@@ -72,8 +92,13 @@ def test_source_shares_of_a_fixture_with_known_variances(tmp_path):
     pooled = sources.sources_pooled(done).iloc[0]
     assert pooled["paper_df"] == 10 and pooled["sum_share"] == pytest.approx(0.85) and bool(pooled["adds_up"])
     assert pooled["autotuner_share_lo"] < 0.81 < pooled["autotuner_share_hi"]
-    line = sources.source_lines(sources.sources_pooled(done), sources.mode_cost(done, load_experiment(tmp_path).epochs))[0]
-    assert line.startswith("sgd: each source alone makes runs differ: autotuner-only gives 81% (") and "kernels-only 4% (" in line
+    line = sources.source_lines(
+        sources.sources_pooled(done), sources.mode_cost(done, load_experiment(tmp_path).epochs)
+    )[0]
+    assert (
+        line.startswith("sgd: each source alone makes runs differ: autotuner-only gives 81% (")
+        and "kernels-only 4% (" in line
+    )
 
 
 def test_a_study_of_the_paper_s_two_modes_has_no_sources_table(tmp_path):
@@ -85,27 +110,63 @@ def test_a_study_of_the_paper_s_two_modes_has_no_sources_table(tmp_path):
 @pytest.fixture(scope="module")
 def four_modes(tmp_path_factory):
     storage = tmp_path_factory.mktemp("experiments")
-    args = ["--dataset", "digits", "--modes", "all", "--seeds", "0", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "1",
-            "--epochs", "2", "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--name", "modes", "--storage-path", str(storage)]
-    proc = subprocess.run([sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    args = [
+        "--dataset",
+        "digits",
+        "--modes",
+        "all",
+        "--seeds",
+        "0",
+        "--optimizers",
+        "sgd",
+        "--repeats",
+        "2",
+        "--det-repeats",
+        "1",
+        "--epochs",
+        "2",
+        "--cpus-per-trial",
+        "1",
+        "--gpus-per-trial",
+        "0",
+        "--name",
+        "modes",
+        "--storage-path",
+        str(storage),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return storage / "modes"
 
 
 def test_each_trial_process_ran_with_its_mode_s_switches(four_modes):
     trials = load_experiment(four_modes).trials
-    assert sorted(trials["mode"].value_counts().items()) == [("autotuner-only", 2), ("deterministic", 1), ("kernels-only", 2),
-                                                              ("nondeterministic", 2)]
+    assert sorted(trials["mode"].value_counts().items()) == [
+        ("autotuner-only", 2),
+        ("deterministic", 1),
+        ("kernels-only", 2),
+        ("nondeterministic", 2),
+    ]
     for row in trials.itertuples():
         seen = (row.env_deterministic_algorithms, row.env_cudnn_deterministic, row.env_cudnn_benchmark)
         assert seen == EXPECTED[row.mode], row.trial
-    assert trials["trial"].str.contains("_autotuner_r").sum() == 2 and trials["trial"].str.contains("_kernels_r").sum() == 2
+    assert (
+        trials["trial"].str.contains("_autotuner_r").sum() == 2
+        and trials["trial"].str.contains("_kernels_r").sum() == 2
+    )
     assert trials["init_sha256"].nunique() == 1 and trials["data_sha256"].nunique() == 1  # one contract for every mode
 
 
 def test_a_four_mode_report_has_the_sources_table(four_modes, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "analysis", "report", str(four_modes), "--out", str(tmp_path)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", str(four_modes), "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "report.md").read_text()
     assert "## Where the noise comes from" in report and "## What each mode costs" in report
@@ -119,11 +180,29 @@ def test_a_four_mode_report_has_the_sources_table(four_modes, tmp_path):
 def test_when_one_source_is_bit_reproducible_the_other_is_named_as_all_the_noise(tmp_path):
     for seed in (0, 1):
         write_config(tmp_path, optimizer="sgd", seed=seed, det=90.0, noisy=[89.9, 90.1, 90.0], mode="nondeterministic")
-        write_config(tmp_path, optimizer="sgd", seed=seed, det=90.0, noisy=[89.8, 90.2, 90.0], mode="autotuner-only", det_copies=0)
-        write_config(tmp_path, optimizer="sgd", seed=seed, det=90.0, noisy=[90.0] * 3, digests=[f"k{seed}"] * 3,
-                     mode="kernels-only", det_copies=0)
+        write_config(
+            tmp_path,
+            optimizer="sgd",
+            seed=seed,
+            det=90.0,
+            noisy=[89.8, 90.2, 90.0],
+            mode="autotuner-only",
+            det_copies=0,
+        )
+        write_config(
+            tmp_path,
+            optimizer="sgd",
+            seed=seed,
+            det=90.0,
+            noisy=[90.0] * 3,
+            digests=[f"k{seed}"] * 3,
+            mode="kernels-only",
+            det_copies=0,
+        )
     exp = load_experiment(tmp_path)
     done = finished(exp.trials).done
     line = sources.source_lines(sources.sources_pooled(done), sources.mode_cost(done, exp.epochs))[0]
-    assert line.startswith("sgd: all the noise comes from the autotuner: kernels-only runs were bit-identical, autotuner-only gives 400%")
+    assert line.startswith(
+        "sgd: all the noise comes from the autotuner: kernels-only runs were bit-identical, autotuner-only gives 400%"
+    )
     assert "reproducible besides deterministic: kernels-only" in line

@@ -2,6 +2,7 @@
 worker mid-study: every trial finishes exactly once, every repeat ends with the digest an
 uninterrupted trial has (on the CPU every repeat of a configuration is bit-identical), and the
 files of the trials that ran on the lost node are in the storage path."""
+
 from __future__ import annotations
 
 import json
@@ -15,6 +16,8 @@ from ray.cluster_utils import Cluster
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow
+
 
 def test_a_study_survives_losing_a_node(tmp_path):
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "num_gpus": 0})
@@ -22,14 +25,42 @@ def test_a_study_survives_losing_a_node(tmp_path):
     cluster.wait_for_nodes()
     driver = None
     try:
-        args = ["--dataset", "digits", "--seeds", "0", "--optimizers", "sgd", "--repeats", "3", "--det-repeats", "2", "--epochs", "20",
-                "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--address", cluster.address, "--name", "cluster",
-                "--storage-path", str(tmp_path)]
-        driver = subprocess.Popen([sys.executable, "sweeps/run.py", *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  text=True)
+        args = [
+            "--dataset",
+            "digits",
+            "--seeds",
+            "0",
+            "--optimizers",
+            "sgd",
+            "--repeats",
+            "3",
+            "--det-repeats",
+            "2",
+            "--epochs",
+            "20",
+            "--cpus-per-trial",
+            "1",
+            "--gpus-per-trial",
+            "0",
+            "--address",
+            cluster.address,
+            "--name",
+            "cluster",
+            "--storage-path",
+            str(tmp_path),
+        ]
+        driver = subprocess.Popen(
+            [sys.executable, "sweeps/run.py", *args],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         experiment = tmp_path / "cluster"
         deadline = time.monotonic() + 150
-        while time.monotonic() < deadline:  # a trial finished on the worker (its slot runs the next), and the study goes on
+        while (
+            time.monotonic() < deadline
+        ):  # a trial finished on the worker (its slot runs the next), and the study goes on
             results = [r.read_text() for r in experiment.glob("*/result.json")]
             finished = sum("weights_sha256" in text for text in results)
             if any(worker.node_id in text for text in results) and finished <= 3:
@@ -56,7 +87,7 @@ def test_a_study_survives_losing_a_node(tmp_path):
     assert len({last["weights_sha256"] for _, last in trials.values()}) == 1  # the CPU: every repeat bit-identical
     nodes = {last["env"]["node"] for _, last in trials.values()}
     assert worker.node_id in nodes and len(nodes) == 2
-    for folder, last in trials.values():  # the lost node's trials too
+    for folder, _last in trials.values():  # the lost node's trials too
         assert np.load(folder / "predictions.npz")["probs"].shape[1] == 10
         assert len(np.load(folder / "last_layer.npz").files) == 2 * 20
 
@@ -64,9 +95,33 @@ def test_a_study_survives_losing_a_node(tmp_path):
 def test_a_study_without_address_starts_its_own_ray_beside_a_running_cluster(tmp_path):
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "num_gpus": 0})
     try:
-        args = ["--dataset", "digits", "--seeds", "0", "--optimizers", "sgd", "--repeats", "1", "--det-repeats", "1", "--epochs", "1",
-                "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--name", "alone", "--storage-path", str(tmp_path)]
-        proc = subprocess.run([sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+        args = [
+            "--dataset",
+            "digits",
+            "--seeds",
+            "0",
+            "--optimizers",
+            "sgd",
+            "--repeats",
+            "1",
+            "--det-repeats",
+            "1",
+            "--epochs",
+            "1",
+            "--cpus-per-trial",
+            "1",
+            "--gpus-per-trial",
+            "0",
+            "--name",
+            "alone",
+            "--storage-path",
+            str(tmp_path),
+        ]
+        proc = subprocess.run(
+            [sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+        )
     finally:
         cluster.shutdown()
-    assert proc.returncode == 0, proc.stdout + proc.stderr  # it joined the cluster, and refused its own settings, before
+    assert proc.returncode == 0, (
+        proc.stdout + proc.stderr
+    )  # it joined the cluster, and refused its own settings, before

@@ -1,5 +1,6 @@
 """A real small study: its driver killed with SIGKILL mid-run and run again, trials failing and
 retried from their checkpoints; each compared with an uninterrupted run of the same grid."""
+
 from __future__ import annotations
 
 import json
@@ -16,9 +17,27 @@ import pytest
 from tests.conftest import REPO
 from trainables.loop import FAIL_AT_EPOCH_ENV
 
+pytestmark = pytest.mark.slow
+
 EPOCHS = 10
-GRID = ["--dataset", "digits", "--seeds", "0", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "2",
-        "--epochs", str(EPOCHS), "--gpus-per-trial", "0", "--cpus-per-trial", "1"]
+GRID = [
+    "--dataset",
+    "digits",
+    "--seeds",
+    "0",
+    "--optimizers",
+    "sgd",
+    "--repeats",
+    "2",
+    "--det-repeats",
+    "2",
+    "--epochs",
+    str(EPOCHS),
+    "--gpus-per-trial",
+    "0",
+    "--cpus-per-trial",
+    "1",
+]
 
 
 def command(storage: Path, name: str, *extra: str) -> list[str]:
@@ -26,8 +45,14 @@ def command(storage: Path, name: str, *extra: str) -> list[str]:
 
 
 def run(storage: Path, name: str, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(command(storage, name, *extra), cwd=REPO, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, **(env or {})})
+    return subprocess.run(
+        command(storage, name, *extra),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def finals(experiment: Path) -> dict[str, dict]:
@@ -58,12 +83,17 @@ def test_a_finished_trial_whose_last_line_was_cut_off_is_finished_again(tmp_path
     shutil.copytree(reference_run / "ref", tmp_path / "ref")
     victim = sorted((tmp_path / "ref").glob("sgd_seed0_nondet_r1_*/result.json"))[0]
     text = victim.read_text()
-    victim.write_text(text[: len(text) - len(text.splitlines()[-1]) // 2])  # half the final line, as a kill or a full disk leaves
+    victim.write_text(
+        text[: len(text) - len(text.splitlines()[-1]) // 2]
+    )  # half the final line, as a kill or a full disk leaves
     proc = run(tmp_path, "ref")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "its last result was cut off; written again from Tune's saved state" in proc.stdout
     assert "already finished" in proc.stdout
-    assert finals(tmp_path / "ref")["sgd_seed0_nondet_r1"]["weights_sha256"] == reference["sgd_seed0_nondet_r1"]["weights_sha256"]
+    assert (
+        finals(tmp_path / "ref")["sgd_seed0_nondet_r1"]["weights_sha256"]
+        == reference["sgd_seed0_nondet_r1"]["weights_sha256"]
+    )
 
 
 def test_a_driver_killed_mid_run_continues_where_it_stopped(tmp_path, reference):
@@ -72,7 +102,9 @@ def test_a_driver_killed_mid_run_continues_where_it_stopped(tmp_path, reference)
     # by default; after a kill -9 a trial continues from the last one recorded there. Recording
     # every 0.2 s here makes "killed part-way through, continued from a checkpoint" certain.
     env = {**os.environ, "TUNE_GLOBAL_CHECKPOINT_S": "0.2"}
-    driver = subprocess.Popen(command(tmp_path, "killed"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    driver = subprocess.Popen(
+        command(tmp_path, "killed"), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:  # wait until a trial is part-way through, and recorded so
         counts = [len(p.read_text().splitlines()) for p in experiment.glob("*/result.json")]
@@ -115,7 +147,9 @@ def test_trials_that_fail_for_good_are_listed_and_the_exit_code_says_so(tmp_path
 
 def test_ctrl_c_stops_cleanly_and_says_how_to_resume(tmp_path):
     experiment = tmp_path / "interrupted"
-    driver = subprocess.Popen(command(tmp_path, "interrupted"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    driver = subprocess.Popen(
+        command(tmp_path, "interrupted"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not any(p.read_text().strip() for p in experiment.glob("*/result.json")):
         time.sleep(0.05)
@@ -151,5 +185,7 @@ def test_a_corrupt_study_file_is_one_line(tmp_path, reference_run):
     (tmp_path / "ref" / "study.json").write_text('{"trials": [')
     proc = run(tmp_path, "ref")
     assert proc.returncode == 2 and proc.stdout == ""
-    assert proc.stderr.strip() == (f"error: --name: {tmp_path / 'ref' / 'study.json'} cannot be read (Expecting value: line 1 column 13 "
-                                   f"(char 12)); move {tmp_path / 'ref'} aside or choose another --name")
+    assert proc.stderr.strip() == (
+        f"error: --name: {tmp_path / 'ref' / 'study.json'} cannot be read (Expecting value: line 1 column 13 "
+        f"(char 12)); move {tmp_path / 'ref'} aside or choose another --name"
+    )

@@ -1,4 +1,5 @@
 """Old checkpoints go only once no saved experiment state can name them (sweeps/pruning.py)."""
+
 from __future__ import annotations
 
 import time
@@ -34,8 +35,10 @@ def test_keep_counts_the_newest_and_finished_trials_settle_at_once(tmp_path):
     now = time.monotonic()  # on_experiment_end reads the clock
     running = registered(tmp_path, pruner, [now - 2, now - 1, now], trial_id="running")
     finished = registered(tmp_path, pruner, [now - 2, now - 1, now], trial_id="finished")
-    trials = [SimpleNamespace(trial_id="running", status="RUNNING", storage=None, last_result={"epoch": 1}),
-              SimpleNamespace(trial_id="finished", status="TERMINATED", storage=None, last_result={"weights_sha256": "ab"})]
+    trials = [
+        SimpleNamespace(trial_id="running", status="RUNNING", storage=None, last_result={"epoch": 1}),
+        SimpleNamespace(trial_id="finished", status="TERMINATED", storage=None, last_result={"weights_sha256": "ab"}),
+    ]
     pruner.on_experiment_end(trials)
     assert [f.exists() for f in running] == [True, True, True]  # within its grace: a resume may need any
     assert [f.exists() for f in finished] == [False, True, True]
@@ -57,8 +60,12 @@ def test_a_finished_trial_keeps_its_newest_checkpoints_on_storage_whoever_regist
     for k in (0, 1, 2, 10):
         (trial_dir / f"checkpoint_{k:06d}").mkdir(parents=True)
     (trial_dir / "result.json").write_text("{}\n")
-    trial = SimpleNamespace(trial_id="t", status="TERMINATED", last_result={"weights_sha256": "ab"},
-                            storage=SimpleNamespace(storage_filesystem=fs.LocalFileSystem(), trial_fs_path=str(trial_dir)))
+    trial = SimpleNamespace(
+        trial_id="t",
+        status="TERMINATED",
+        last_result={"weights_sha256": "ab"},
+        storage=SimpleNamespace(storage_filesystem=fs.LocalFileSystem(), trial_fs_path=str(trial_dir)),
+    )
     CheckpointPruner(keep=2, grace_s=60.0).on_experiment_end([trial])
     assert sorted(p.name for p in trial_dir.iterdir()) == ["checkpoint_000002", "checkpoint_000010", "result.json"]
 
@@ -71,7 +78,11 @@ def test_a_trial_stopped_before_its_last_epoch_is_not_treated_as_finished(tmp_pa
     trial_dir = tmp_path / "trial"
     for k in (0, 1):
         (trial_dir / f"checkpoint_{k:06d}").mkdir(parents=True)
-    trial = SimpleNamespace(trial_id="t", status="TERMINATED", last_result={"epoch": 1},
-                            storage=SimpleNamespace(storage_filesystem=fs.LocalFileSystem(), trial_fs_path=str(trial_dir)))
+    trial = SimpleNamespace(
+        trial_id="t",
+        status="TERMINATED",
+        last_result={"epoch": 1},
+        storage=SimpleNamespace(storage_filesystem=fs.LocalFileSystem(), trial_fs_path=str(trial_dir)),
+    )
     CheckpointPruner(keep=1, grace_s=60.0).on_experiment_end([trial])
     assert sorted(p.name for p in trial_dir.iterdir()) == ["checkpoint_000000", "checkpoint_000001"]

@@ -1,4 +1,5 @@
 """A trial stopped after epoch k and continued from its checkpoint ends exactly as one that never stopped."""
+
 from __future__ import annotations
 
 import io
@@ -11,6 +12,8 @@ from tests.test_config import digits_trial
 from trainables.artifacts import LAST_LAYER_FILE
 from trainables.config import TrialConfig
 from trainables.loop import FAIL_AT_EPOCH_ENV, run_trial
+
+pytestmark = pytest.mark.slow
 
 
 def through_disk(state: dict) -> dict:
@@ -25,7 +28,13 @@ def train(directory, restore=None, **overrides) -> tuple[list[dict], list[dict]]
     directory.mkdir(exist_ok=True)
     metrics, states = [], []
     cfg = TrialConfig.from_dict(digits_trial(**{"epochs": 4, **overrides}))
-    run_trial(cfg, lambda m, s: (metrics.append(m), states.append(through_disk(s))), directory, torch.device("cpu"), restore=restore)
+    run_trial(
+        cfg,
+        lambda m, s: (metrics.append(m), states.append(through_disk(s))),
+        directory,
+        torch.device("cpu"),
+        restore=restore,
+    )
     return metrics, states
 
 
@@ -42,7 +51,10 @@ def test_resumed_deterministic_trial_ends_with_the_uninterrupted_digest(tmp_path
     with np.load(tmp_path / "full" / LAST_LAYER_FILE) as x, np.load(tmp_path / "resumed" / LAST_LAYER_FILE) as y:
         assert sorted(x.files) == sorted(y.files) and len(x.files) == 8
         assert all(np.array_equal(x[k], y[k]) for k in x.files)
-    assert np.array_equal(np.load(tmp_path / "full" / "predictions.npz")["probs"], np.load(tmp_path / "resumed" / "predictions.npz")["probs"])
+    assert np.array_equal(
+        np.load(tmp_path / "full" / "predictions.npz")["probs"],
+        np.load(tmp_path / "resumed" / "predictions.npz")["probs"],
+    )
 
 
 def test_a_resume_over_a_folder_with_later_epochs_keeps_one_copy_of_each(tmp_path):

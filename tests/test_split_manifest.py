@@ -1,5 +1,6 @@
 """The split manifest of an image-folder data set: a copy of the directory reads its own files, and
 a file changed, missing or added since the split is named before any trial."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,7 @@ import sys
 
 import pytest
 
-from datasets import DataError, get_dataset
-from datasets import image_folder
+from datasets import DataError, get_dataset, image_folder
 from tests.conftest import REPO
 from tests.test_image_folders import sdnet_tree, write_images
 
@@ -49,12 +49,36 @@ def test_a_copy_that_differs_from_its_manifest_is_named_before_any_trial(split_o
         victim.write_bytes(victim.read_bytes()[:100])
     else:
         write_images(copy / "dogs" / "more", 1, seed=9)
-    proc = subprocess.run([sys.executable, "sweeps/run.py", "--dataset", f"folder:{copy}", "--storage-path", str(tmp_path / "exp"),
-                           "--epochs", "1", "--repeats", "1", "--det-repeats", "1", "--cpus-per-trial", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "sweeps/run.py",
+            "--dataset",
+            f"folder:{copy}",
+            "--storage-path",
+            str(tmp_path / "exp"),
+            "--epochs",
+            "1",
+            "--repeats",
+            "1",
+            "--det-repeats",
+            "1",
+            "--cpus-per-trial",
+            "1",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 2, proc.stdout + proc.stderr
     line = proc.stderr.strip()
     word = {"emptied": "missing", "changed": "changed", "added": "added"}[damage]
-    assert "\n" not in line and f"file(s) {word} since the split was made" in line and "delete the manifest to split again" in line
+    assert (
+        "\n" not in line
+        and f"file(s) {word} since the split was made" in line
+        and "delete the manifest to split again" in line
+    )
     assert str(copy) in line and not (tmp_path / "exp").exists()
 
 

@@ -1,5 +1,6 @@
 """The storage path's space: checked before a study starts, said in one line when it runs out;
 Tune state files that do not parse are set aside so the newest intact one is restored."""
+
 from __future__ import annotations
 
 import json
@@ -21,13 +22,18 @@ def test_a_checkpoint_s_size_is_its_weights_and_optimizer_state():
     model = create_model("small_cnn", 10, 3)
     params = sum(p.numel() for p in model.parameters())
     assert small >= 4 * params * 3  # weights + Adam's two moments
-    assert storage.checkpoint_bytes(parse(["--dataset", "cifar10", "--optimizers", "sgd"]).trials[0]) > 80e6  # PreActResNet-18
+    assert (
+        storage.checkpoint_bytes(parse(["--dataset", "cifar10", "--optimizers", "sgd"]).trials[0]) > 80e6
+    )  # PreActResNet-18
 
 
 def test_a_study_that_would_fill_the_disk_is_refused_before_it_starts(tmp_path, monkeypatch):
     study = parse(["--dataset", "cifar10", "--storage-path", str(tmp_path)])
     monkeypatch.setattr(storage.shutil, "disk_usage", lambda path: Usage(100e9, 95e9, 5e9))
-    with pytest.raises(UsageError, match=r"--storage-path: 5.0 GB free at .*, and 210 trial\(s\) keeping 1 checkpoint\(s\) of about \d+ MB"):
+    with pytest.raises(
+        UsageError,
+        match=r"--storage-path: 5.0 GB free at .*, and 210 trial\(s\) keeping 1 checkpoint\(s\) of about \d+ MB",
+    ):
         storage.check_free_space(study, tmp_path / "cifar10-x", 210)
     storage.check_free_space(study, tmp_path / "cifar10-x", 0)  # a finished study needs nothing
 
@@ -54,12 +60,32 @@ def test_an_earlier_failed_attempt_is_set_aside_once_a_later_run_finished(tmp_pa
     from analysis import load_experiment
     from tests.experiment_factory import write_trial
 
-    failed = write_trial(tmp_path, optimizer="sgd", seed=1, mode="nondeterministic", repeat=1, scores=[0.5], finished=False,
-                         error="OSError: [Errno 28] No space left on device")
+    failed = write_trial(
+        tmp_path,
+        optimizer="sgd",
+        seed=1,
+        mode="nondeterministic",
+        repeat=1,
+        scores=[0.5],
+        finished=False,
+        error="OSError: [Errno 28] No space left on device",
+    )
     failed.rename(tmp_path / "sgd_seed1_nondet_r1_c798c_00008")
     write_trial(tmp_path, optimizer="sgd", seed=1, mode="nondeterministic", repeat=1, scores=[0.5, 0.6])
-    still_failing = write_trial(tmp_path, optimizer="sgd", seed=2, mode="nondeterministic", repeat=0, scores=[0.5], finished=False,
-                                error="OSError: disk")
+    still_failing = write_trial(
+        tmp_path,
+        optimizer="sgd",
+        seed=2,
+        mode="nondeterministic",
+        repeat=0,
+        scores=[0.5],
+        finished=False,
+        error="OSError: disk",
+    )
     notes = storage.set_aside_earlier_attempts(tmp_path, load_experiment(tmp_path).trials)
-    assert notes == ["sgd_seed1_nondet_r1: an earlier attempt (errored) moved to .superseded/; a later run of it finished"]
-    assert (tmp_path / ".superseded" / "sgd_seed1_nondet_r1_c798c_00008" / "error.txt").exists() and still_failing.exists()
+    assert notes == [
+        "sgd_seed1_nondet_r1: an earlier attempt (errored) moved to .superseded/; a later run of it finished"
+    ]
+    assert (
+        tmp_path / ".superseded" / "sgd_seed1_nondet_r1_c798c_00008" / "error.txt"
+    ).exists() and still_failing.exists()

@@ -1,4 +1,5 @@
 """A small study through Ray Tune, run exactly as a user runs it, and the files it leaves."""
+
 from __future__ import annotations
 
 import json
@@ -11,16 +12,65 @@ import pytest
 
 from tests.conftest import REPO
 
-ARGS = ["--dataset", "digits", "--seeds", "0,1", "--optimizers", "sgd", "--repeats", "2", "--det-repeats", "2",
-        "--epochs", "2", "--cpus-per-trial", "1", "--gpus-per-trial", "0", "--max-concurrent", "2", "--name", "e2e"]
-PARAMS = {"dataset", "model", "seed", "optimizer", "mode", "repeat", "epochs", "batch_size", "lr", "momentum", "weight_decay"}
-EPOCH_KEYS = {"epoch", "train_loss", "val_accuracy", "test_accuracy", "test_f1", "metric", "lr", "epoch_time_s", "samples_per_s"}
+pytestmark = pytest.mark.slow
+
+ARGS = [
+    "--dataset",
+    "digits",
+    "--seeds",
+    "0,1",
+    "--optimizers",
+    "sgd",
+    "--repeats",
+    "2",
+    "--det-repeats",
+    "2",
+    "--epochs",
+    "2",
+    "--cpus-per-trial",
+    "1",
+    "--gpus-per-trial",
+    "0",
+    "--max-concurrent",
+    "2",
+    "--name",
+    "e2e",
+]
+PARAMS = {
+    "dataset",
+    "model",
+    "seed",
+    "optimizer",
+    "mode",
+    "repeat",
+    "epochs",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+}
+EPOCH_KEYS = {
+    "epoch",
+    "train_loss",
+    "val_accuracy",
+    "test_accuracy",
+    "test_f1",
+    "metric",
+    "lr",
+    "epoch_time_s",
+    "samples_per_s",
+}
 FINAL_KEYS = {"weights_sha256", "init_sha256", "data_sha256", "runtime_s", "energy_j", "env", "final_metric"}
 
 
 def run(storage: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "sweeps/run.py", *ARGS, "--storage-path", str(storage)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "sweeps/run.py", *ARGS, "--storage-path", str(storage)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +95,25 @@ def test_every_trial_leaves_the_contract_files(study):
     assert len(found) == 2 * 1 * (2 + 2)
     for name, (params, results) in found.items():
         assert PARAMS <= set(params), name
-        assert name.startswith(f"sgd_seed{params['seed']}_{'det' if params['mode'] == 'deterministic' else 'nondet'}_r{params['repeat']}")
+        assert name.startswith(
+            f"sgd_seed{params['seed']}_{'det' if params['mode'] == 'deterministic' else 'nondet'}_r{params['repeat']}"
+        )
         assert [r["epoch"] for r in results] == [1, 2]
         assert all(EPOCH_KEYS <= set(r) for r in results)
         assert FINAL_KEYS <= set(results[-1])
         directory = experiment / name
         assert (directory / "progress.csv").is_file()
         assert list(directory.glob("events.out.tfevents.*")), "TensorBoard event file"
-        assert sorted(np.load(directory / "last_layer.npz").files) == ["e0001_bias", "e0001_weight", "e0002_bias", "e0002_weight"]
+        assert sorted(np.load(directory / "last_layer.npz").files) == [
+            "e0001_bias",
+            "e0001_weight",
+            "e0002_bias",
+            "e0002_weight",
+        ]
         assert np.load(directory / "predictions.npz")["probs"].shape[1] == 10
-        assert [c.name for c in directory.glob("checkpoint_*")] == ["checkpoint_000001"]  # --keep-checkpoints 1: the last
+        assert [c.name for c in directory.glob("checkpoint_*")] == [
+            "checkpoint_000001"
+        ]  # --keep-checkpoints 1: the last
 
 
 def test_digests_hold_the_determinism_contract_on_cpu(study):
@@ -101,10 +160,12 @@ def test_tensorboard_shows_loss_and_metric_curves_per_trial(study):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     experiment, _ = study
-    for name, (params, results) in trials(experiment).items():
+    for name, (_params, results) in trials(experiment).items():
         events = EventAccumulator(str(next((experiment / name).glob("events.out.tfevents.*"))))
         events.Reload()
         tags = set(events.Tags()["scalars"])
         assert {"ray/tune/train_loss", "ray/tune/metric", "ray/tune/test_accuracy"} <= tags
         curve = [(e.step, round(e.value, 5)) for e in events.Scalars("ray/tune/metric")]
-        assert curve == [(r["epoch"], round(r["metric"], 5)) for r in results]  # one point per epoch, the reported value
+        assert curve == [
+            (r["epoch"], round(r["metric"], 5)) for r in results
+        ]  # one point per epoch, the reported value

@@ -7,6 +7,7 @@ scaled by 1/9. Its tricks are each explained beside them. What the paper describ
 leaves out: lookahead, the whitening bias frozen after 3 epochs, and the 64x learning rate on the
 batch-norm biases; the optimizer treats every parameter alike here, so that Adam and SGD compare.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,14 @@ class AirbenchSpec:
 
 def _block(cin: int, cout: int, momentum: float) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.MaxPool2d(2), nn.BatchNorm2d(cout, momentum=momentum), nn.GELU(),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout, momentum=momentum), nn.GELU())
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.MaxPool2d(2),
+        nn.BatchNorm2d(cout, momentum=momentum),
+        nn.GELU(),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout, momentum=momentum),
+        nn.GELU(),
+    )
 
 
 class AirbenchNet(nn.Module):
@@ -39,15 +46,16 @@ class AirbenchNet(nn.Module):
         self.whiten.weight.requires_grad_(False)
         self.act = nn.GELU()
         w1, w2, w3 = spec.widths
-        self.blocks = nn.Sequential(_block(2 * patch, w1, spec.bn_momentum), _block(w1, w2, spec.bn_momentum),
-                                    _block(w2, w3, spec.bn_momentum))
+        self.blocks = nn.Sequential(
+            _block(2 * patch, w1, spec.bn_momentum), _block(w1, w2, spec.bn_momentum), _block(w2, w3, spec.bn_momentum)
+        )
         self.pool = nn.MaxPool2d(3)  # 32 -> 31 (2x2 whitening) -> 15 -> 7 -> 3 -> 1
         self.head = nn.Linear(w3, num_classes, bias=False)
         for module in self.blocks.modules():
             if isinstance(module, nn.Conv2d):
                 # why: partial identity init: the first in-channels filters pass their input on,
                 # so the deep net starts close to a shallow one and trains faster early on
-                nn.init.dirac_(module.weight.data[:module.in_channels])
+                nn.init.dirac_(module.weight.data[: module.in_channels])
 
     @torch.no_grad()
     def init_from_data(self, images: torch.Tensor) -> None:
@@ -60,7 +68,9 @@ class AirbenchNet(nn.Module):
         patches = patches - patches.mean(0)
         covariance = patches.T @ patches / len(patches)
         eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
-        filters = (eigenvectors.T / torch.sqrt(eigenvalues + self.spec.whiten_eps)[:, None]).reshape(-1, x.shape[1], 2, 2)
+        filters = (eigenvectors.T / torch.sqrt(eigenvalues + self.spec.whiten_eps)[:, None]).reshape(
+            -1, x.shape[1], 2, 2
+        )
         self.whiten.weight.copy_(torch.cat([filters, -filters]).to(self.whiten.weight.dtype))
         self.whiten.bias.zero_()
 

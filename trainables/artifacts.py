@@ -4,6 +4,7 @@ They are written to the trial's directory, which Ray Tune syncs to the experimen
 (sync_artifacts), so the similarity and churn analyses work from the experiment directory alone,
 also for trials that ran on other nodes of a cluster.
 """
+
 from __future__ import annotations
 
 import zipfile

@@ -6,12 +6,13 @@ the same whatever the repeat, the mode, the number of DataLoader workers or wher
 The images stay uint8 until they reach the device; crop and flip are exact integer copies, so the
 GPU-resident path and the worker path give the same pixels bit for bit.
 """
+
 from __future__ import annotations
 
 import functools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator, Optional
 
 import numpy as np
 import torch
@@ -29,7 +30,9 @@ class EpochPlan:
         return self.order, self.offsets, self.flips
 
 
-def epoch_plan(n: int, seed: int, epoch: int, crop_padding: int, hflip: bool, alternate_flip: bool = False) -> EpochPlan:
+def epoch_plan(
+    n: int, seed: int, epoch: int, crop_padding: int, hflip: bool, alternate_flip: bool = False
+) -> EpochPlan:
     rng = np.random.default_rng([seed, epoch])  # why: independent of repeat, mode and workers
     order = rng.permutation(n).astype(np.int64)
     offsets = rng.integers(0, 2 * crop_padding + 1, size=(n, 2), dtype=np.int64)
@@ -44,7 +47,7 @@ def epoch_plan(n: int, seed: int, epoch: int, crop_padding: int, hflip: bool, al
     return EpochPlan(order, offsets, flips)
 
 
-def augment(images: torch.Tensor, offsets: torch.Tensor, flips: Optional[torch.Tensor], padding: int) -> torch.Tensor:
+def augment(images: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor | None, padding: int) -> torch.Tensor:
     """Random crop with zero padding and horizontal flip (None: no flips), batched, on whatever
     device holds the batch; pure tensor ops, so the host never waits for the GPU here."""
     b, c, h, w = images.shape
@@ -52,8 +55,12 @@ def augment(images: torch.Tensor, offsets: torch.Tensor, flips: Optional[torch.T
         padded = F.pad(images, (padding, padding, padding, padding))
         rows = (offsets[:, 0, None] + torch.arange(h, device=images.device))[:, None, :, None]
         cols = (offsets[:, 1, None] + torch.arange(w, device=images.device))[:, None, None, :]
-        images = padded[torch.arange(b, device=images.device)[:, None, None, None],
-                        torch.arange(c, device=images.device)[None, :, None, None], rows, cols]
+        images = padded[
+            torch.arange(b, device=images.device)[:, None, None, None],
+            torch.arange(c, device=images.device)[None, :, None, None],
+            rows,
+            cols,
+        ]
     if flips is not None:
         images = torch.where(flips[:, None, None, None], images.flip(3), images)
     return images
@@ -62,8 +69,16 @@ def augment(images: torch.Tensor, offsets: torch.Tensor, flips: Optional[torch.T
 class _PlannedBatches(Dataset):
     """Item k is the k-th batch of the plan, augmented; used when DataLoader workers do the work."""
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, plan: EpochPlan, batch_size: int, padding: int, hflip: bool,
-                 drop_last: bool) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        plan: EpochPlan,
+        batch_size: int,
+        padding: int,
+        hflip: bool,
+        drop_last: bool,
+    ) -> None:
         self.images, self.labels, self.plan, self.batch_size = images, labels, plan, batch_size
         self.padding, self.hflip, self.drop_last = padding, hflip, drop_last
 
@@ -71,7 +86,7 @@ class _PlannedBatches(Dataset):
         return batch_count(len(self.plan.order), self.batch_size, self.drop_last)
 
     def __getitem__(self, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        idx = torch.from_numpy(self.plan.order[k * self.batch_size:(k + 1) * self.batch_size])
+        idx = torch.from_numpy(self.plan.order[k * self.batch_size : (k + 1) * self.batch_size])
         flips = torch.from_numpy(self.plan.flips)[idx] if self.hflip else None
         x = augment(self.images[idx], torch.from_numpy(self.plan.offsets)[idx], flips, self.padding)
         return x, self.labels[idx], idx
@@ -84,8 +99,20 @@ def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
 class TrainStream:
     """Yields (uint8 images, labels, example indices) on `device`, one epoch at a time."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, *, batch_size: int, seed: int, crop_padding: int,
-                 hflip: bool, num_workers: int, device: torch.device, alternate_flip: bool = False, drop_last: bool = False) -> None:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        *,
+        batch_size: int,
+        seed: int,
+        crop_padding: int,
+        hflip: bool,
+        num_workers: int,
+        device: torch.device,
+        alternate_flip: bool = False,
+        drop_last: bool = False,
+    ) -> None:
         self.batch_size, self.seed, self.padding, self.hflip = batch_size, seed, crop_padding, hflip
         self.alternate_flip, self.drop_last = alternate_flip, drop_last
         self.num_workers, self.device = num_workers, device
@@ -100,7 +127,9 @@ class TrainStream:
     def plan(self, epoch: int) -> EpochPlan:
         return epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip, self.alternate_flip)
 
-    def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def epoch(
+        self, epoch: int, plan: EpochPlan | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         plan = plan or self.plan(epoch)
         if self.num_workers == 0:
             yield from self._on_device(plan)
@@ -112,22 +141,39 @@ class TrainStream:
         offsets = torch.from_numpy(plan.offsets).to(self.device)
         flips = torch.from_numpy(plan.flips).to(self.device)
         for start in range(0, len(self) * self.batch_size, self.batch_size):
-            idx = order[start:start + self.batch_size]
-            yield augment(self.images[idx], offsets[idx], flips[idx] if self.hflip else None, self.padding), self.labels[idx], idx
+            idx = order[start : start + self.batch_size]
+            yield (
+                augment(self.images[idx], offsets[idx], flips[idx] if self.hflip else None, self.padding),
+                self.labels[idx],
+                idx,
+            )
 
     def _from_workers(self, plan: EpochPlan, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        batches = _PlannedBatches(self.images, self.labels, plan, self.batch_size, self.padding, self.hflip, self.drop_last)
-        yield from on_device(seeded_loader(batches, seed=self.seed, epoch=epoch, num_workers=self.num_workers,
-                                           device=self.device, batch_size=None), self.device)
+        batches = _PlannedBatches(
+            self.images, self.labels, plan, self.batch_size, self.padding, self.hflip, self.drop_last
+        )
+        yield from on_device(
+            seeded_loader(
+                batches, seed=self.seed, epoch=epoch, num_workers=self.num_workers, device=self.device, batch_size=None
+            ),
+            self.device,
+        )
 
 
-def seeded_loader(dataset: Dataset, *, seed: int, epoch: int, num_workers: int, device: torch.device, **options: object) -> DataLoader:
+def seeded_loader(
+    dataset: Dataset, *, seed: int, epoch: int, num_workers: int, device: torch.device, **options: object
+) -> DataLoader:
     """A DataLoader over `dataset` whose base seed and workers' seeds depend on (seed, epoch, worker)
     alone, so a library that draws from a global RNG inside a worker still draws the same numbers
     in every repeat. `options` are DataLoader's (batch_size, sampler, persistent_workers)."""
-    return DataLoader(dataset, num_workers=num_workers, pin_memory=device.type == "cuda",
-                      generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
-                      worker_init_fn=functools.partial(_seed_worker, seed, epoch), **options)
+    return DataLoader(
+        dataset,
+        num_workers=num_workers,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch),
+        worker_init_fn=functools.partial(_seed_worker, seed, epoch),
+        **options,
+    )
 
 
 def on_device(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -147,7 +193,12 @@ def _seed_worker(seed: int, epoch: int, worker: int) -> None:
     torch.set_num_threads(1)  # why: workers are processes already; threads would oversubscribe
 
 
-def eval_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def eval_batches(
+    images: torch.Tensor, labels: torch.Tensor, batch_size: int, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Fixed-order, un-augmented batches for validation and test."""
     for start in range(0, len(labels), batch_size):
-        yield images[start:start + batch_size].to(device, non_blocking=True), labels[start:start + batch_size].to(device, non_blocking=True)
+        yield (
+            images[start : start + batch_size].to(device, non_blocking=True),
+            labels[start : start + batch_size].to(device, non_blocking=True),
+        )

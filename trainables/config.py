@@ -4,6 +4,7 @@ Tune hands every trial a plain dict (the same one it writes to params.json). A t
 string where a number belongs would otherwise run for hours before anyone noticed, so the dict is
 checked against this dataclass: unknown keys and wrong types are refused, naming the key.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,7 +20,12 @@ SCHEDULERS = ("cosine", "plateau", "constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
 METRICS = ("accuracy", "f1", "auc")
 SELECTIONS = ("last", "best_val_loss", "best_val_auc")
-AUGMENTS = ("none", "flip", "sdnet", "cbis")  # trainables.augment.PIPELINES (albumentations), named here without importing it
+AUGMENTS = (
+    "none",
+    "flip",
+    "sdnet",
+    "cbis",
+)  # trainables.augment.PIPELINES (albumentations), named here without importing it
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding takes no more; every library the trial seeds takes this range
 
 
@@ -81,7 +87,7 @@ class TrialConfig:
     digest_batches: int  # leading training batches whose pixels enter data_sha256
 
     @classmethod
-    def from_dict(cls, config: typing.Mapping[str, object]) -> "TrialConfig":
+    def from_dict(cls, config: typing.Mapping[str, object]) -> TrialConfig:
         """Build from Tune's dict, refusing unknown keys, missing keys and wrong types."""
         hints = typing.get_type_hints(cls)
         names = [f.name for f in dataclasses.fields(cls)]
@@ -101,9 +107,17 @@ class TrialConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def _check_choices(self) -> None:
-        for name, allowed in (("mode", MODES), ("optimizer", OPTIMIZERS), ("scheduler", SCHEDULERS), ("loss", ("ce", "bce")), ("precision", PRECISIONS),
-                              ("metric", METRICS), ("select", SELECTIONS), ("f1_average", ("macro", "weighted", "binary")),
-                              ("augment", AUGMENTS)):
+        for name, allowed in (
+            ("mode", MODES),
+            ("optimizer", OPTIMIZERS),
+            ("scheduler", SCHEDULERS),
+            ("loss", ("ce", "bce")),
+            ("precision", PRECISIONS),
+            ("metric", METRICS),
+            ("select", SELECTIONS),
+            ("f1_average", ("macro", "weighted", "binary")),
+            ("augment", AUGMENTS),
+        ):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"trial config: {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
         for m in self.metrics:
@@ -124,8 +138,9 @@ class TrialConfig:
             raise ValueError(f"trial config: label_smoothing must be in [0, 1), got {self.label_smoothing}")
         self._check_numbers()
         if self.scheduler == "onecycle" and not 0 < self.warmup_frac < 1:
-            raise ValueError(f"trial config: warmup_frac must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}")
-
+            raise ValueError(
+                f"trial config: warmup_frac must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}"
+            )
 
     def _check_numbers(self) -> None:
         """Every number finite and in its range: a NaN learning rate otherwise trains NaN to the end."""
@@ -149,7 +164,9 @@ class TrialConfig:
         if self.plateau_patience < 0:
             raise ValueError(f"trial config: plateau_patience must be >= 0, got {self.plateau_patience}")
         if not (self.image_size == (0, 0) or min(self.image_size) > 0):
-            raise ValueError(f"trial config: image_size must be two positive sizes (height, width), or [0, 0]; got {list(self.image_size)}")
+            raise ValueError(
+                f"trial config: image_size must be two positive sizes (height, width), or [0, 0]; got {list(self.image_size)}"
+            )
         if not 0 <= self.seed <= MAX_SEED:
             raise ValueError(f"trial config: seed must be in 0..{MAX_SEED}, got {self.seed}")
 

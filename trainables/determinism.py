@@ -10,6 +10,7 @@ isolates one:
 - the kernels: some are not bitwise reproducible even when the same one runs, e.g. those that
   accumulate with atomics (kernels-only fixes cuDNN's choice by its heuristic instead of timing).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,12 @@ class Switches(NamedTuple):
 SWITCHES = {
     "deterministic": Switches(True, True, False),
     "nondeterministic": Switches(False, False, True),  # the paper's setting: both sources at once
-    "autotuner-only": Switches(True, True, True),  # runs can differ only through which deterministic kernel wins the timing
-    "kernels-only": Switches(False, False, False),  # one heuristic choice; runs differ only inside non-deterministic kernels
+    "autotuner-only": Switches(
+        True, True, True
+    ),  # runs can differ only through which deterministic kernel wins the timing
+    "kernels-only": Switches(
+        False, False, False
+    ),  # one heuristic choice; runs differ only inside non-deterministic kernels
 }
 
 
@@ -59,8 +64,10 @@ def set_precision(conv_tf32: bool, matmul_tf32: bool) -> None:
 def apply(mode: str, seed: int, conv_tf32: bool, matmul_tf32: bool, warn_only: bool) -> None:
     """Put this process into `mode`; must run before the first CUDA call of the trial."""
     if os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE) != CUBLAS_WORKSPACE:
-        raise RuntimeError(f"CUBLAS_WORKSPACE_CONFIG is {os.environ['CUBLAS_WORKSPACE_CONFIG']!r}; "
-                           f"the study needs {CUBLAS_WORKSPACE!r} in both modes")
+        raise RuntimeError(
+            f"CUBLAS_WORKSPACE_CONFIG is {os.environ['CUBLAS_WORKSPACE_CONFIG']!r}; "
+            f"the study needs {CUBLAS_WORKSPACE!r} in both modes"
+        )
     switches = SWITCHES[mode]
     seed_everything(seed)
     set_precision(conv_tf32, matmul_tf32)
@@ -71,8 +78,9 @@ def apply(mode: str, seed: int, conv_tf32: bool, matmul_tf32: bool, warn_only: b
 
 def current() -> Switches:
     """The three switches as torch holds them now (recorded with each trial's result)."""
-    return Switches(torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
-                    torch.backends.cudnn.benchmark)
+    return Switches(
+        torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark
+    )
 
 
 class NondeterministicOpLog:
@@ -86,7 +94,7 @@ class NondeterministicOpLog:
         self.ops: list[str] = []
         self._catch = warnings.catch_warnings()
 
-    def __enter__(self) -> "NondeterministicOpLog":
+    def __enter__(self) -> NondeterministicOpLog:
         self._catch.__enter__()  # restores filters and showwarning on exit
         warnings.simplefilter("always")  # why: the default shows a warning once per code line
         previous = warnings.showwarning

@@ -3,10 +3,11 @@
 init_sha256 and data_sha256 must agree across all repeats of a configuration (else the repeats
 differ by more than CUDA); weights_sha256 must agree across deterministic repeats.
 """
+
 from __future__ import annotations
 
 import hashlib
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import torch

@@ -1,11 +1,11 @@
 """What a result must say about where it came from, and the GPU's energy counter."""
+
 from __future__ import annotations
 
 import importlib.metadata
 import os
 import platform
 import socket
-from typing import Optional
 
 import torch
 
@@ -13,7 +13,7 @@ GIT_COMMIT_ENV = "CUDA_RANDOMNESS_GIT_COMMIT"  # set by the driver for every wor
 NODE_ENV = "CUDA_RANDOMNESS_RAY_NODE"  # set by the trainable's Ray side: which node of a cluster ran the trial
 
 
-def _version(package: str) -> Optional[str]:
+def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
@@ -80,7 +80,7 @@ class EnergyMeter:
             except Exception:
                 self._handle = None
 
-    def joules(self) -> Optional[float]:
+    def joules(self) -> float | None:
         if self._handle is None:
             return None
         return (self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle) - self._start) / 1000.0

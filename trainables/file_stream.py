@@ -4,11 +4,12 @@ The order is the epoch plan of trainables.batches (a function of (seed, epoch));
 decoded, resized and augmented in a worker with its own seed from (seed, epoch, index). Batches stay
 uint8 until they reach the device, like the in-memory stream's.
 """
+
 from __future__ import annotations
 
 import itertools
 import os
-from typing import Callable, Iterator, Optional
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -17,7 +18,6 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from datasets.image_folder import MAX_IMAGE_PIXELS
 from trainables import augment  # why: imported before the workers fork, so none of them imports it again
 from trainables.batches import EpochPlan, batch_count, epoch_plan, on_device, seed_globals, seeded_loader
-
 
 # why: OpenCV's own pixel limit, read at its first imread, follows the one the driver checked with
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
@@ -49,8 +49,9 @@ class _Examples(Dataset):
     """Item (epoch, index): example `index` as augmented in `epoch`. The epoch travels in the key
     because the workers persist across epochs and never see the stream's later state."""
 
-    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, channels: int, size: tuple[int, int], pipeline: str,
-                 seed: int) -> None:
+    def __init__(
+        self, paths: tuple[str, ...], labels: np.ndarray, channels: int, size: tuple[int, int], pipeline: str, seed: int
+    ) -> None:
         self.paths, self.labels, self.channels, self.seed = paths, labels, channels, seed
         self.transform = augment.build(pipeline, size)
 
@@ -93,7 +94,7 @@ class _EpochBatches(Sampler):
         for epoch in itertools.count(self.first):
             order = self.plan(epoch).order
             for start in range(0, len(order), self.batch_size):
-                batch = order[start:start + self.batch_size]
+                batch = order[start : start + self.batch_size]
                 if self.drop_last and len(batch) < self.batch_size:
                     break
                 yield [(epoch, int(i)) for i in batch]
@@ -105,16 +106,30 @@ class FileStream:
     Its DataLoaders (training, and one per held-out split) keep their workers for the whole trial:
     starting workers every epoch cost more than an epoch of a small data set takes to train."""
 
-    def __init__(self, paths: tuple[str, ...], labels: np.ndarray, *, channels: int, size: tuple[int, int], pipeline: str,
-                 batch_size: int, seed: int, num_workers: int, device: torch.device, drop_last: bool = False,
-                 eval_cache_mb: int = 0) -> None:
+    def __init__(
+        self,
+        paths: tuple[str, ...],
+        labels: np.ndarray,
+        *,
+        channels: int,
+        size: tuple[int, int],
+        pipeline: str,
+        batch_size: int,
+        seed: int,
+        num_workers: int,
+        device: torch.device,
+        drop_last: bool = False,
+        eval_cache_mb: int = 0,
+    ) -> None:
         self.labels, self.channels, self.size, self.seed = labels, channels, size, seed
         self.cache_left = eval_cache_mb * 2**20  # bytes of decoded held-out images that may still be kept
         self.batch_size, self.num_workers, self.device, self.drop_last = batch_size, num_workers, device, drop_last
         self._batches = _EpochBatches(self.plan, batch_size, drop_last)
-        self._train = self._loader(_Examples(paths, labels, channels, size, pipeline, seed), batch_sampler=self._batches)
-        self._running: Optional[Iterator[tuple[torch.Tensor, ...]]] = None  # the trial-long iterator
-        self._next_epoch: Optional[int] = None  # the epoch it yields next
+        self._train = self._loader(
+            _Examples(paths, labels, channels, size, pipeline, seed), batch_sampler=self._batches
+        )
+        self._running: Iterator[tuple[torch.Tensor, ...]] | None = None  # the trial-long iterator
+        self._next_epoch: int | None = None  # the epoch it yields next
         self._held: dict[int, tuple[tuple[str, ...], DataLoader]] = {}
         self._cached: dict[int, tuple[tuple[str, ...], list[tuple[torch.Tensor, torch.Tensor]]]] = {}
 
@@ -122,13 +137,22 @@ class FileStream:
         return batch_count(len(self.labels), self.batch_size, self.drop_last)
 
     def _loader(self, dataset: _Examples, **batching: object) -> DataLoader:
-        return seeded_loader(dataset, seed=self.seed, epoch=0, num_workers=self.num_workers, device=self.device,
-                             persistent_workers=self.num_workers > 0, **batching)
+        return seeded_loader(
+            dataset,
+            seed=self.seed,
+            epoch=0,
+            num_workers=self.num_workers,
+            device=self.device,
+            persistent_workers=self.num_workers > 0,
+            **batching,
+        )
 
     def plan(self, epoch: int) -> EpochPlan:
         return epoch_plan(len(self.labels), self.seed, epoch, 0, False)
 
-    def epoch(self, epoch: int, plan: EpochPlan | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    def epoch(
+        self, epoch: int, plan: EpochPlan | None = None
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Epoch `epoch`'s batches in the order of plan(epoch) (the sampler draws that same plan;
         `plan` is accepted so the two streams are called alike). Asking for the epoch after the
         last one continues the running iterator; any other epoch starts a new one there."""
@@ -140,21 +164,30 @@ class FileStream:
             yield next(self._running)
         self._next_epoch = epoch + 1
 
-    def evaluation(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def evaluation(
+        self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Fixed-order, un-augmented (resized only) batches of a held-out split. Identical every
         epoch, so after one complete pass they are kept in memory if they fit what is left of
         eval_cache_mb, and later passes read no file."""
-        batches = self._cached[id(paths)][1] if id(paths) in self._cached else self._read_held(paths, labels, batch_size)
+        batches = (
+            self._cached[id(paths)][1] if id(paths) in self._cached else self._read_held(paths, labels, batch_size)
+        )
         for x, y in batches:  # pinned on a GPU (the loader pins them), so the copies run asynchronously
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
-    def _read_held(self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    def _read_held(
+        self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int
+    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over a held-out split's files, in host memory; a complete pass that fits is kept."""
         if id(paths) not in self._held:  # the tuple is kept beside its loader, so its id stays its own
             dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed)
-            self._held[id(paths)] = (paths, self._loader(dataset, batch_size=batch_size, sampler=_Keys(np.arange(len(labels)))))
+            self._held[id(paths)] = (
+                paths,
+                self._loader(dataset, batch_size=batch_size, sampler=_Keys(np.arange(len(labels)))),
+            )
         size = len(labels) * self.channels * self.size[0] * self.size[1]  # (0, 0): sizes as read, unknown: never kept
-        keep: Optional[list[tuple[torch.Tensor, torch.Tensor]]] = [] if 0 < size <= self.cache_left else None
+        keep: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if 0 < size <= self.cache_left else None
         for x, y, _ in self._held[id(paths)][1]:
             if keep is not None:
                 keep.append((x, y))

@@ -11,6 +11,7 @@ messages, the parent hands each to a callback and answers when it is done with i
 Linux only (fork, and the kernel's parent-death signal that ends a child whose slot was killed);
 elsewhere the trial runs in the actor's process and actors are not reused.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -19,8 +20,8 @@ import os
 import signal
 import sys
 import traceback
+from collections.abc import Callable
 from multiprocessing.connection import Connection
-from typing import Callable
 
 Send = Callable[[object], None]  # the child's side: blocks until the parent has handled the message
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -40,7 +41,9 @@ def run_forked(target: Callable[[Send], None], on_message: Callable[[object], No
     here. The calling thread must not have started CUDA: a forked child cannot use the parent's."""
     parent_end, child_end = multiprocessing.Pipe()
     parent_pid = os.getpid()
-    child = multiprocessing.get_context("fork").Process(target=_child_main, args=(target, child_end, parent_pid), daemon=False)
+    child = multiprocessing.get_context("fork").Process(
+        target=_child_main, args=(target, child_end, parent_pid), daemon=False
+    )
     child.start()
     child_end.close()
     try:
@@ -49,7 +52,9 @@ def run_forked(target: Callable[[Send], None], on_message: Callable[[object], No
                 kind, payload = parent_end.recv()
             except EOFError:  # the child died without saying why: killed, out of memory, a crash in C
                 child.join()
-                raise TrialProcessError(f"the trial's process ended with exit code {child.exitcode} before it finished") from None
+                raise TrialProcessError(
+                    f"the trial's process ended with exit code {child.exitcode} before it finished"
+                ) from None
             if kind == "done":
                 break
             if kind == "error":

@@ -4,6 +4,7 @@
 and environment) and the state to checkpoint; trainables.tune_entry hands both to Tune, tests keep
 them in a list.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -11,9 +12,9 @@ import functools
 import math
 import os
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 import numpy as np
 import torch
@@ -49,8 +50,14 @@ def autocast(cfg: TrialConfig, device: torch.device) -> contextlib.AbstractConte
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
 
-def train_step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_fn: Loss, x: torch.Tensor, y: torch.Tensor,
-               precision: contextlib.AbstractContextManager) -> torch.Tensor:
+def train_step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    precision: contextlib.AbstractContextManager,
+) -> torch.Tensor:
     """Forward, backward, step, zero_grad; returns the loss without forcing a device sync."""
     with precision:
         loss = loss_fn(model(x), y)
@@ -71,7 +78,7 @@ def predict(model: torch.nn.Module, x: torch.Tensor, tta: int) -> torch.Tensor:
         return logits
     h, w = x.shape[2:]
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect")
-    shifted = [padded[:, :, dy:dy + h, dx:dx + w] for dy, dx in ((0, 0), (2, 2))]
+    shifted = [padded[:, :, dy : dy + h, dx : dx + w] for dy, dx in ((0, 0), (2, 2))]
     return logits / 2 + sum((model(s) + model(s.flip(3))) / 8 for s in shifted)
 
 
@@ -85,11 +92,19 @@ def _full_batch_predict(model: torch.nn.Module, x: torch.Tensor, tta: int, size:
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], normalize: Callable,
-             cfg: TrialConfig, loss_fn: Loss, precision: contextlib.AbstractContextManager) -> Evaluation:
+def evaluate(
+    model: torch.nn.Module,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+    normalize: Callable,
+    cfg: TrialConfig,
+    loss_fn: Loss,
+    precision: contextlib.AbstractContextManager,
+) -> Evaluation:
     model.eval()
     with precision:
-        outputs = [(_full_batch_predict(model, normalize(x), cfg.tta, cfg.eval_batch_size).float(), y) for x, y in batches]
+        outputs = [
+            (_full_batch_predict(model, normalize(x), cfg.tta, cfg.eval_batch_size).float(), y) for x, y in batches
+        ]
     logits, y = torch.cat([o[0] for o in outputs]), torch.cat([o[1] for o in outputs]).to(outputs[0][0].device)
     loss = float(loss_fn(logits, y))
     probs = loss_fn.probabilities(logits).cpu().numpy()
@@ -100,25 +115,56 @@ def evaluate(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch
 def data_streams(cfg: TrialConfig, data: ImageSplits | FileSplits, device: torch.device):
     """The training stream and, per held-out split, a function giving its evaluation batches."""
     if isinstance(data, FileSplits):
-        from trainables.file_stream import FileStream  # why: it imports albumentations (0.5 s), which in-memory sets never need
+        from trainables.file_stream import (
+            FileStream,  # why: it imports albumentations (0.5 s), which in-memory sets never need
+        )
 
-        stream = FileStream(data.train.paths, data.train.labels, channels=data.in_chans, size=cfg.image_size,
-                            pipeline=cfg.augment, batch_size=cfg.batch_size, seed=cfg.seed, num_workers=cfg.num_workers, device=device,
-                            drop_last=cfg.drop_last, eval_cache_mb=cfg.eval_cache_mb)
-        held = {name: functools.partial(stream.evaluation, s.paths, s.labels, cfg.eval_batch_size)
-                for name, s in (("val", data.val), ("test", data.test))}
+        stream = FileStream(
+            data.train.paths,
+            data.train.labels,
+            channels=data.in_chans,
+            size=cfg.image_size,
+            pipeline=cfg.augment,
+            batch_size=cfg.batch_size,
+            seed=cfg.seed,
+            num_workers=cfg.num_workers,
+            device=device,
+            drop_last=cfg.drop_last,
+            eval_cache_mb=cfg.eval_cache_mb,
+        )
+        held = {
+            name: functools.partial(stream.evaluation, s.paths, s.labels, cfg.eval_batch_size)
+            for name, s in (("val", data.val), ("test", data.test))
+        }
         return stream, held
-    stream = TrainStream(data.train.images, data.train.labels, batch_size=cfg.batch_size, seed=cfg.seed,
-                         crop_padding=cfg.crop_padding, hflip=cfg.hflip, alternate_flip=cfg.alternate_flip,
-                         drop_last=cfg.drop_last, num_workers=cfg.num_workers, device=device)
+    stream = TrainStream(
+        data.train.images,
+        data.train.labels,
+        batch_size=cfg.batch_size,
+        seed=cfg.seed,
+        crop_padding=cfg.crop_padding,
+        hflip=cfg.hflip,
+        alternate_flip=cfg.alternate_flip,
+        drop_last=cfg.drop_last,
+        num_workers=cfg.num_workers,
+        device=device,
+    )
     home = device if cfg.num_workers == 0 else torch.device("cpu")
-    held = {name: functools.partial(eval_batches, torch.from_numpy(s.images).to(home), torch.from_numpy(s.labels).to(home),
-                                    cfg.eval_batch_size, device)
-            for name, s in (("val", data.val), ("test", data.test)) if s is not None}
+    held = {
+        name: functools.partial(
+            eval_batches,
+            torch.from_numpy(s.images).to(home),
+            torch.from_numpy(s.labels).to(home),
+            cfg.eval_batch_size,
+            device,
+        )
+        for name, s in (("val", data.val), ("test", data.test))
+        if s is not None
+    }
     return stream, held
 
 
-def _select_key(cfg: TrialConfig) -> Optional[Callable[[Evaluation], float]]:
+def _select_key(cfg: TrialConfig) -> Callable[[Evaluation], float] | None:
     """Lower is better; None means 'the last epoch'."""
     if cfg.select == "best_val_loss":
         return lambda ev: ev.loss
@@ -151,13 +197,21 @@ def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) 
     return model
 
 
-def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optional[torch.device] = None,
-              restore: Optional[dict] = None, loaded_at: Optional[float] = None) -> dict:
+def run_trial(
+    cfg: TrialConfig,
+    report: Report,
+    directory: Path,
+    device: torch.device | None = None,
+    restore: dict | None = None,
+    loaded_at: float | None = None,
+) -> dict:
     """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a
     state, to continue after it; `loaded_at` is the time.time() at which the trial's process started
     (was forked, or began loading this code), so that start-up is measured from there. Returns the last metrics."""
     started = time.perf_counter()
-    started_at = time.time() if loaded_at is None else loaded_at  # why: places the trial on the study's clock (bench/packing.py)
+    started_at = (
+        time.time() if loaded_at is None else loaded_at
+    )  # why: places the trial on the study's clock (bench/packing.py)
     # why: where start-up goes; imports are timed from loaded_at, the rest from `started`
     marks = {"imports": 0.0 if loaded_at is None else time.time() - loaded_at}
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
@@ -168,22 +222,30 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
     marks["data"] = time.perf_counter() - started
     if data.val is None and (cfg.select != "last" or cfg.scheduler == "plateau"):
-        raise ValueError(f"{cfg.dataset} has no validation split, so select={cfg.select!r} / scheduler={cfg.scheduler!r} cannot work")
+        raise ValueError(
+            f"{cfg.dataset} has no validation split, so select={cfg.select!r} / scheduler={cfg.scheduler!r} cannot work"
+        )
     if len(cfg.mean) != data.in_chans:
         raise ValueError(f"mean/std have {len(cfg.mean)} channels but {cfg.dataset} images have {data.in_chans}")
     if cfg.alternate_flip and isinstance(data, FileSplits):
-        raise ValueError(f"alternate_flip applies to in-memory data sets; {cfg.dataset} augments through augment={cfg.augment!r}")
+        raise ValueError(
+            f"alternate_flip applies to in-memory data sets; {cfg.dataset} augments through augment={cfg.augment!r}"
+        )
 
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     model = build_model(cfg, data, loss_fn.outputs(len(data.classes)))
     init_sha256 = state_sha256(model.state_dict())
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     optimizer = build_optimizer(cfg, model.parameters())
-    schedule = Schedule(cfg, optimizer, steps_per_epoch=batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last))
+    schedule = Schedule(
+        cfg, optimizer, steps_per_epoch=batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last)
+    )
     marks["model"] = time.perf_counter() - started
     track, first_epoch = Tracking(), 1
     if restore is None:
-        write_last_layers(directory, {})  # why: a trial started again from scratch must not keep a failed attempt's epochs
+        write_last_layers(
+            directory, {}
+        )  # why: a trial started again from scratch must not keep a failed attempt's epochs
     else:
         model.load_state_dict(restore["model"])
         optimizer.load_state_dict(restore["optimizer"])
@@ -226,16 +288,24 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
                         torch.cuda.synchronize(device)  # why: once, so that start-up includes the first step's kernels
                     marks["first_step"] = time.perf_counter() - started
                     track.first_step_s = marks["imports"] + marks["first_step"]
-                    track.startup_parts = {"imports_s": marks["imports"], "setup_s": marks["setup"],
-                                           "data_s": marks["data"] - marks["setup"], "model_s": marks["model"] - marks["data"],
-                                           "first_step_s": marks["first_step"] - marks["model"]}
+                    track.startup_parts = {
+                        "imports_s": marks["imports"],
+                        "setup_s": marks["setup"],
+                        "data_s": marks["data"] - marks["setup"],
+                        "model_s": marks["model"] - marks["data"],
+                        "first_step_s": marks["first_step"] - marks["model"],
+                    }
             train_loss = float(loss_sum) / seen  # the epoch's one host-device sync
             if not math.isfinite(train_loss):  # why: a diverged run would otherwise finish with a score and a digest
-                raise RuntimeError(f"epoch {epoch}: the training loss is {train_loss}: training diverged (lr {cfg.lr:g} too high?)")
+                raise RuntimeError(
+                    f"epoch {epoch}: the training loss is {train_loss}: training diverged (lr {cfg.lr:g} too high?)"
+                )
             train_time = time.perf_counter() - epoch_start
             if epoch == 1:
                 track.data_sha256 = data_digest.hexdigest()
-            evals = {name: evaluate(model, batches(), normalize, cfg, loss_fn, precision) for name, batches in held.items()}
+            evals = {
+                name: evaluate(model, batches(), normalize, cfg, loss_fn, precision) for name, batches in held.items()
+            }
             lr = optimizer.param_groups[0]["lr"]
             schedule.step(evals["val"].loss if "val" in evals else None)
             track.last_layer.update(append_last_layer(directory, epoch, classifier_of(model)))
@@ -251,8 +321,13 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             for name, ev in evals.items():
                 metrics[f"{name}_loss"] = ev.loss
                 metrics.update({f"{name}_{m}": v for m, v in ev.scores.items()})
-            metrics.update(metric=test.scores[cfg.metric], lr=lr, train_time_s=train_time,
-                           epoch_time_s=time.perf_counter() - epoch_start, samples_per_s=seen / train_time)
+            metrics.update(
+                metric=test.scores[cfg.metric],
+                lr=lr,
+                train_time_s=train_time,
+                epoch_time_s=time.perf_counter() - epoch_start,
+                samples_per_s=seen / train_time,
+            )
             if ops:
                 track.ops += [op for op in ops.ops if op not in track.ops]
             joules = energy.joules()
@@ -260,21 +335,42 @@ def run_trial(cfg: TrialConfig, report: Report, directory: Path, device: Optiona
             if epoch == cfg.epochs:
                 final = track.chosen_scores[cfg.metric]
                 if not math.isfinite(final):
-                    raise RuntimeError(f"the selected epoch's test {cfg.metric} is {final}"
-                                       + (": AUC needs both classes in the test split" if cfg.metric == "auc" else ""))
+                    raise RuntimeError(
+                        f"the selected epoch's test {cfg.metric} is {final}"
+                        + (": AUC needs both classes in the test split" if cfg.metric == "auc" else "")
+                    )
                 save_predictions(directory, track.chosen_labels.numpy(), track.chosen_probs.numpy(), track.chosen_epoch)
                 metrics.update(
-                    final_metric=track.chosen_scores[cfg.metric], final_epoch=track.chosen_epoch,
-                    weights_sha256=state_sha256(model.state_dict()), init_sha256=init_sha256,
-                    data_sha256=track.data_sha256, runtime_s=track.elapsed_s + time.perf_counter() - started,
-                    started_at=started_at, startup_s=track.first_step_s, startup_parts=dict(track.startup_parts),
+                    final_metric=track.chosen_scores[cfg.metric],
+                    final_epoch=track.chosen_epoch,
+                    weights_sha256=state_sha256(model.state_dict()),
+                    init_sha256=init_sha256,
+                    data_sha256=track.data_sha256,
+                    runtime_s=track.elapsed_s + time.perf_counter() - started,
+                    started_at=started_at,
+                    startup_s=track.first_step_s,
+                    startup_parts=dict(track.startup_parts),
                     gpu_energy_j=total_joules,
                     energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
-                    nondeterministic_ops=list(track.ops), restarts=len(track.restart_epochs),
+                    nondeterministic_ops=list(track.ops),
+                    restarts=len(track.restart_epochs),
                     restart_epochs=list(track.restart_epochs),
-                    env={**describe(device), **determinism.current()._asdict()})  # why: the switches as this process ran
-            tracking = {**track.to_state(), "elapsed_s": track.elapsed_s + time.perf_counter() - started,
-                        "gpu_joules": total_joules}
-            report(metrics, {"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                             "schedule": schedule.state_dict(), "rng": capture_rng(), "tracking": tracking})
+                    env={**describe(device), **determinism.current()._asdict()},
+                )  # why: the switches as this process ran
+            tracking = {
+                **track.to_state(),
+                "elapsed_s": track.elapsed_s + time.perf_counter() - started,
+                "gpu_joules": total_joules,
+            }
+            report(
+                metrics,
+                {
+                    "epoch": epoch,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "schedule": schedule.state_dict(),
+                    "rng": capture_rng(),
+                    "tracking": tracking,
+                },
+            )
     return metrics

@@ -1,4 +1,5 @@
 """The training loss, and how its logits become class probabilities for the metrics."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Classification scores from logits, through scikit-learn so they match everyone else's."""
+
 from __future__ import annotations
 
 import numpy as np

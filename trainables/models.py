@@ -1,7 +1,8 @@
 """create_model(name): the project's own models first, then any timm model."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from torch import nn
 
@@ -11,9 +12,15 @@ from trainables.small_cnn import SmallCNN
 
 # Variants are data handed to one class each (timm's habit), not subclasses.
 PROJECT_MODELS: dict[str, Callable[[int, int], nn.Module]] = {
-    "preactresnet18": lambda num_classes, in_chans: PreActResNet(PreActResNetSpec((2, 2, 2, 2), num_classes=num_classes, in_chans=in_chans)),
-    "preactresnet34": lambda num_classes, in_chans: PreActResNet(PreActResNetSpec((3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans)),
-    "airbench_net": lambda num_classes, in_chans: AirbenchNet(AirbenchSpec(), num_classes=num_classes, in_chans=in_chans),
+    "preactresnet18": lambda num_classes, in_chans: PreActResNet(
+        PreActResNetSpec((2, 2, 2, 2), num_classes=num_classes, in_chans=in_chans)
+    ),
+    "preactresnet34": lambda num_classes, in_chans: PreActResNet(
+        PreActResNetSpec((3, 4, 6, 3), num_classes=num_classes, in_chans=in_chans)
+    ),
+    "airbench_net": lambda num_classes, in_chans: AirbenchNet(
+        AirbenchSpec(), num_classes=num_classes, in_chans=in_chans
+    ),
     "small_cnn": lambda num_classes, in_chans: SmallCNN(num_classes, in_chans),
 }
 
@@ -28,8 +35,10 @@ def is_known_model(name: str) -> bool:
 
 
 def unknown_model_message(name: str) -> str:
-    return (f"unknown model {name!r}: project models are {', '.join(sorted(PROJECT_MODELS))}; "
-            "any name in timm.list_models() also works")
+    return (
+        f"unknown model {name!r}: project models are {', '.join(sorted(PROJECT_MODELS))}; "
+        "any name in timm.list_models() also works"
+    )
 
 
 def create_model(name: str, num_classes: int, in_chans: int, pretrained: bool = False, weights: str = "") -> nn.Module:

@@ -1,7 +1,8 @@
 """Optimizer and learning-rate schedule from a TrialConfig."""
+
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from collections.abc import Iterable
 
 import torch
 
@@ -10,8 +11,12 @@ from trainables.config import TrialConfig
 
 def build_optimizer(cfg: TrialConfig, params: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
-    return torch.optim.Adam(params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        )
+    return torch.optim.Adam(
+        params, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), amsgrad=cfg.amsgrad, weight_decay=cfg.weight_decay
+    )
 
 
 class Schedule:
@@ -20,24 +25,32 @@ class Schedule:
 
     def __init__(self, cfg: TrialConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> None:
         self.kind = cfg.scheduler
-        self.inner: Optional[object] = None
+        self.inner: object | None = None
         if cfg.scheduler == "onecycle":
             # why: a short run learns most from a brief linear warm-up and a long linear decay to ~0;
             # one step more than the optimizer takes, since it is stepped after the last one too
             self.inner = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch + 1, pct_start=cfg.warmup_frac,
-                anneal_strategy="linear", cycle_momentum=False, div_factor=5.0, final_div_factor=1e3)
+                optimizer,
+                max_lr=cfg.lr,
+                total_steps=cfg.epochs * steps_per_epoch + 1,
+                pct_start=cfg.warmup_frac,
+                anneal_strategy="linear",
+                cycle_momentum=False,
+                div_factor=5.0,
+                final_div_factor=1e3,
+            )
         elif cfg.scheduler == "cosine":
             self.inner = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
         elif cfg.scheduler == "plateau":
             self.inner = torch.optim.lr_scheduler.ReduceLROnPlateau(
-                optimizer, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor, min_lr=cfg.min_lr)
+                optimizer, mode="min", patience=cfg.plateau_patience, factor=cfg.plateau_factor, min_lr=cfg.min_lr
+            )
 
     def batch_step(self) -> None:
         if self.kind == "onecycle":
             self.inner.step()  # type: ignore[union-attr]
 
-    def step(self, val_loss: Optional[float]) -> None:
+    def step(self, val_loss: float | None) -> None:
         if self.kind == "cosine":
             self.inner.step()  # type: ignore[union-attr]
         elif self.kind == "plateau":

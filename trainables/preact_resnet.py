@@ -4,13 +4,14 @@ The CIFAR variant the reference study trained: a 3x3 stem with no pooling, four 
 pre-activation basic blocks (64, 128, 256, 512 channels, strides 1, 2, 2, 2), a final BN-ReLU,
 global average pooling and one linear layer.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 
 @dataclass(frozen=True)

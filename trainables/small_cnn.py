@@ -3,6 +3,7 @@
 Convolutions with batch norm, like the paper's models, so that on a GPU the same
 non-deterministic cuDNN kernels (weight-gradient atomics) are exercised, in seconds.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,9 @@ class SmallCNN(nn.Module):
         def block(cin: int, cout: int) -> nn.Sequential:
             return nn.Sequential(nn.Conv2d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
-        self.features = nn.Sequential(block(in_chans, width), block(width, 2 * width), nn.MaxPool2d(2),
-                                      block(2 * width, 4 * width))
+        self.features = nn.Sequential(
+            block(in_chans, width), block(width, 2 * width), nn.MaxPool2d(2), block(2 * width, 4 * width)
+        )
         self.fc = nn.Linear(4 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,11 @@ augmentation draw are a function of (seed, epoch), and checkpoints fall on epoch
 Everything is tensors and plain Python values, so torch.load(weights_only=True) reads it back
 without unpickling code.
 """
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field, fields
-from typing import Optional
 
 import numpy as np
 import torch
@@ -18,16 +18,18 @@ import torch
 
 @dataclass
 class Tracking:
-    data_sha256: Optional[str] = None  # fixed once epoch 1 has been fed
+    data_sha256: str | None = None  # fixed once epoch 1 has been fed
     chosen_epoch: int = 0  # the epoch whose test score is the trial's (see TrialConfig.select)
     chosen_scores: dict = field(default_factory=dict)
-    chosen_labels: Optional[torch.Tensor] = None
-    chosen_probs: Optional[torch.Tensor] = None
+    chosen_labels: torch.Tensor | None = None
+    chosen_probs: torch.Tensor | None = None
     best_key: float = float("inf")  # lower is better
-    first_step_s: Optional[float] = None  # seconds from the first start to the first training step
-    startup_parts: dict = field(default_factory=dict)  # where those seconds went: imports_s, setup_s (determinism flags, CUDA), data_s, model_s, first_step_s
+    first_step_s: float | None = None  # seconds from the first start to the first training step
+    startup_parts: dict = field(
+        default_factory=dict
+    )  # where those seconds went: imports_s, setup_s (determinism flags, CUDA), data_s, model_s, first_step_s
     elapsed_s: float = 0.0  # runtime of earlier attempts
-    gpu_joules: Optional[float] = None  # GPU energy of earlier attempts
+    gpu_joules: float | None = None  # GPU energy of earlier attempts
     ops: list = field(default_factory=list)  # ops without a deterministic kernel (--det-warn-only)
     restart_epochs: list = field(default_factory=list)  # the epoch each restart continued after
     last_layer: dict = field(default_factory=dict)  # "e0001_weight" -> tensor, every epoch so far
@@ -37,7 +39,7 @@ class Tracking:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
     @classmethod
-    def from_state(cls, state: dict) -> "Tracking":
+    def from_state(cls, state: dict) -> Tracking:
         return cls(**state)
 
 

@@ -2,6 +2,7 @@
 
 Keep every Ray call here: its reporting API has changed five times across releases.
 """
+
 from __future__ import annotations
 
 import time
@@ -11,8 +12,8 @@ LOADED_AT = time.time()  # why: start-up is measured from here, before torch and
 import importlib  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable, Optional  # noqa: E402
 
 import ray  # noqa: E402
 import torch  # noqa: E402
@@ -28,7 +29,7 @@ STATE_FILE = "state.pt"
 _slot = {"trials": 0}  # trials this process has run: only the first one waited for the imports above
 
 
-def load_state(checkpoint: Optional[tune.Checkpoint]) -> Optional[dict]:
+def load_state(checkpoint: tune.Checkpoint | None) -> dict | None:
     """The trial state of a Tune checkpoint, read as data only (weights_only: no code unpickled)."""
     if checkpoint is None:
         return None
@@ -39,10 +40,12 @@ def load_state(checkpoint: Optional[tune.Checkpoint]) -> Optional[dict]:
 def reporter(deliver: Callable[[tuple[dict, str]], None]) -> Report:
     """The trial's report(metrics, state): saves the state in a temporary directory and hands
     (metrics, directory) on; the directory is removed once `deliver` returns (Tune has copied it)."""
+
     def report(metrics: dict, state: dict) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(state, Path(directory) / STATE_FILE)
             deliver((metrics, directory))
+
     return report
 
 
@@ -70,5 +73,6 @@ def train(config: dict) -> None:
     # why: start-up runs from the fork, and for a slot's first trial from this process's imports
     loaded_at = LOADED_AT if _slot["trials"] == 0 else time.time()
     _slot["trials"] += 1
-    forked.run_forked(lambda send: run_trial(cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at),
-                      report_saved)
+    forked.run_forked(
+        lambda send: run_trial(cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at), report_saved
+    )
