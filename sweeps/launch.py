@@ -200,8 +200,7 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
 
     from sweeps.progress import StudyProgress
     from sweeps.pruning import CheckpointPruner, state_period_s
-    from trainables import forked
-    from trainables.tune_entry import train
+    from trainables.tune_entry import REUSE_ACTORS, train
 
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # why: the new engine prints its tables whatever `verbose` says
     grace_s = 3 * state_period_s()  # sets the state period for Tune too, before it reads it
@@ -223,7 +222,7 @@ def fit(study: Study, trials: list[dict], experiment: Path, resume: bool, gpus_p
                 # why: a slot's process is kept and forks a fresh process for each trial
                 # (trainables/forked.py); where it cannot fork, each trial gets a new actor
                 num_samples=len(trials),
-                reuse_actors=forked.available(),
+                reuse_actors=REUSE_ACTORS,
                 trial_name_creator=lambda t: trial_label(t.config),
                 trial_dirname_creator=lambda t: f"{trial_label(t.config)}_{t.trial_id}",
             ),

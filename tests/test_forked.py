@@ -115,3 +115,13 @@ def test_a_killed_slot_takes_its_trial_with_it(tmp_path):
     while alive(child) and time.time() < deadline:
         time.sleep(0.05)
     assert not alive(child)
+
+
+def test_only_a_slot_s_first_trial_counts_the_slot_s_imports_in_its_start_up():
+    from trainables.tune_entry import REUSE_ACTORS, Slot
+
+    slot = Slot(loaded_at=100.0)
+    assert slot.next_trial_origin() == 100.0  # the first trial waited for the imports
+    later = slot.next_trial_origin()
+    assert later > 1e9 and slot.trials == 2  # later trials start from their own fork (now)
+    assert REUSE_ACTORS == (sys.platform == "linux")  # one decision for Tune's actor reuse and the fork

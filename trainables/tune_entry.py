@@ -26,7 +26,31 @@ from trainables.environment import NODE_ENV  # noqa: E402
 from trainables.loop import Report, run_trial  # noqa: E402
 
 STATE_FILE = "state.pt"
-_slot = {"trials": 0}  # trials this process has run: only the first one waited for the imports above
+# why: one decision, read by the driver (Tune's reuse_actors) and by train below: a kept actor is
+# safe only because each trial forks a fresh process from it; reusing actors without forking would
+# carry determinism flags and cuDNN's autotuning cache from one trial into the next
+REUSE_ACTORS = forked.available()
+# imported once per slot, each with its reason: what every trial would otherwise import again
+SLOT_PRELOAD = {
+    "torch._dynamo": "every trial's first optimizer step imports it (seconds)",
+    "trainables.file_stream": "albumentations and OpenCV, for data sets streamed from files",
+}
+
+
+class Slot:
+    """This process as a kept slot: its first trial waited for the slot's imports, later ones did not."""
+
+    def __init__(self, loaded_at: float) -> None:
+        self.loaded_at, self.trials = loaded_at, 0
+
+    def next_trial_origin(self) -> float:
+        """Where the next trial's start-up is measured from: the imports for the first, now for the rest."""
+        origin = self.loaded_at if self.trials == 0 else time.time()
+        self.trials += 1
+        return origin
+
+
+SLOT = Slot(LOADED_AT)
 
 
 def load_state(checkpoint: tune.Checkpoint | None) -> dict | None:
@@ -34,6 +58,8 @@ def load_state(checkpoint: tune.Checkpoint | None) -> dict | None:
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
+        # why: the checkpoint holds CUDA tensors, and this is the slot, which must never start CUDA
+        # (a forked child cannot use its parent's context); the trial moves them to its device
         return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
 
 
@@ -63,16 +89,15 @@ def train(config: dict) -> None:
     directory = Path(tune.get_context().get_trial_dir())
     directory.mkdir(parents=True, exist_ok=True)
     restore = load_state(tune.get_checkpoint())
-    if not forked.available():  # the actor is not reused: this process is the trial's own
+    if not REUSE_ACTORS:  # the actor is not reused: this process is the trial's own
         run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT)
         return
-    # why: what every trial would import again (seconds each), the slot imports once: torch._dynamo
-    # (each trial's first optimizer) and, for data sets read from files, albumentations and OpenCV
-    for module in ("torch._dynamo", *(["trainables.file_stream"] if cfg.dataset in STREAMED else [])):
-        importlib.import_module(module)
-    # why: start-up runs from the fork, and for a slot's first trial from this process's imports
-    loaded_at = LOADED_AT if _slot["trials"] == 0 else time.time()
-    _slot["trials"] += 1
+    # why: what every trial would import again (seconds each), the slot imports once
+    for module in SLOT_PRELOAD:
+        if module != "trainables.file_stream" or cfg.dataset in STREAMED:
+            importlib.import_module(module)
+    loaded_at = SLOT.next_trial_origin()
+    assert not torch.cuda.is_initialized(), "a slot must never start CUDA: its forked trials could not use the GPU"
     forked.run_forked(
         lambda send: run_trial(cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at), report_saved
     )
