@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.cells import CELL, DET
+from layout import LAST_LAYER_FILE, PREDICTIONS_FILE, parse_epoch_key
 
 UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
@@ -36,7 +37,7 @@ def churn(experiment_dir: Path, trials: pd.DataFrame, skipped: list[str]) -> pd.
     for optimizer, seed, mode, group in _runs(trials):
         preds: dict[str, tuple[np.ndarray, int]] = {}
         for name in group["trial"]:
-            path = experiment_dir / name / "predictions.npz"
+            path = experiment_dir / name / PREDICTIONS_FILE
             if not path.is_file():
                 continue
             try:
@@ -80,7 +81,7 @@ def _last_layers(path: Path) -> dict[int, np.ndarray]:
     parts: dict[int, list[np.ndarray]] = {}
     with np.load(path) as archive:
         for key in sorted(archive.files):
-            epoch = int(key[1:5])
+            epoch, _ = parse_epoch_key(key)
             parts.setdefault(epoch, []).append(archive[key].astype(np.float64).ravel())
     return {epoch: np.concatenate(p) for epoch, p in parts.items()}
 
@@ -93,7 +94,7 @@ def similarity(experiment_dir: Path, trials: pd.DataFrame, skipped: list[str]) -
     for optimizer, seed, mode, group in _runs(trials):
         layers = {}
         for name in group["trial"]:
-            path = experiment_dir / name / "last_layer.npz"
+            path = experiment_dir / name / LAST_LAYER_FILE
             if path.is_file():
                 try:
                     layers[name] = _last_layers(path)

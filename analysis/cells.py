@@ -19,10 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-CONFIG = ["optimizer", "seed"]
-CELL = ["optimizer", "seed", "mode"]
-DET = "deterministic"
-PAPER_NOISY = "nondeterministic"
+from layout import CONFIG_KEYS, DETERMINISTIC, PAPER_NOISY
+
+CONFIG = list(CONFIG_KEYS)
+CELL = [*CONFIG_KEYS, "mode"]
+DET = DETERMINISTIC
 
 
 @dataclass(frozen=True)

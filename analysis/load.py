@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-KEYS = ["optimizer", "seed", "mode", "repeat"]
+from layout import FINISHED_KEY, TRIAL_KEYS
+
+KEYS = list(TRIAL_KEYS)
 FINAL_KEYS = (
     "final_metric",
     "final_epoch",
@@ -192,7 +194,7 @@ def load_experiment(path: str | Path) -> Experiment:
         elif last:
             json_frames.append(_json_epochs(trial_dir, index, skipped))
         # a trial that failed and then finished on a retry keeps its error.txt: finished wins
-        status = "finished" if "weights_sha256" in last else "errored" if error else "running"
+        status = "finished" if FINISHED_KEY in last else "errored" if error else "running"
         row = {
             "trial": trial_dir.name,
             **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},

@@ -30,7 +30,7 @@ MAX_PIXELS_ENV = "CUDA_RANDOMNESS_MAX_IMAGE_PIXELS"
 # resolution is about 30 M. 2^30 is OpenCV's own limit, which the trials' reader applies too.
 MAX_IMAGE_PIXELS = int(os.environ.get(MAX_PIXELS_ENV, 2**30))
 # Pillow modes the trials' reader turns into 8 bits correctly: 8-bit (grey, palette, colour, alpha) and 16-bit grey
-MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16L", "I;16B"}
+PIL_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "I;16", "I;16L", "I;16B"}
 MANIFEST_VERSION = 2  # 2: paths relative to the data directory, with sizes and modification times
 
 
@@ -102,7 +102,7 @@ def verify(paths: list[str]) -> None:
             ) from None
         except Exception as exc:  # PIL raises many types for broken files
             raise DataError(f"{path}: cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
-        if mode not in MODES:
+        if mode not in PIL_MODES:
             raise DataError(
                 f"{path}: its pixels are {mode} (Pillow's mode: 32-bit integer or float); only 8- and 16-bit "
                 "images are read correctly: convert it to 8 bits"

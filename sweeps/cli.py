@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
+from layout import MODES, PAPER_MODES
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
-from trainables.config import MAX_SEED, MODES, OPTIMIZERS, PAPER_MODES
+from trainables.config import MAX_SEED, OPTIMIZERS
 
 MAX_REPEATS = 1000  # per configuration and mode: far beyond any study's need, and the grid stays in memory
 MAX_TRIALS = 100_000  # the whole grid

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trainables.config import PAPER_MODES, TrialConfig
+from layout import PAPER_MODES
+from trainables.config import TrialConfig
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ import time
 
 from ray import tune
 
+from layout import FINISHED_KEY
+
 STATE_PERIOD_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
 STATE_PERIOD_S = "5"  # seconds between experiment-state saves, unless the environment says otherwise
 
@@ -54,7 +56,7 @@ class CheckpointPruner(tune.Callback):
         """A finished trial is never resumed from a checkpoint: down to `keep` at once, counting
         on storage also those an earlier, killed run registered (this run has no record of them)."""
         # why: a trial stopped by Ctrl-C is TERMINATED too; only a finished one reported its final digest
-        finished = [t for t in trials if t.status == "TERMINATED" and "weights_sha256" in (t.last_result or {})]
+        finished = [t for t in trials if t.status == "TERMINATED" and FINISHED_KEY in (t.last_result or {})]
         self.prune(time.monotonic(), settle={t.trial_id for t in finished})
         for trial in finished:
             self.keep_newest_on_storage(trial)

@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from layout import FINISHED_KEY
+
 
 def _whole_lines(raw: bytes) -> tuple[list[bytes], bool]:
     """The lines that parse, and whether anything after them did not."""
@@ -57,7 +59,7 @@ def repair_results(experiment: Path) -> list[str]:
             states = _last_results(experiment)
         last = states.get(result_file.parent.name, {})
         epoch = json.loads(kept[-1]).get("epoch", 0) if kept else 0
-        if "weights_sha256" in last and last.get("epoch", 0) > epoch:
+        if FINISHED_KEY in last and last.get("epoch", 0) > epoch:
             kept.append(json.dumps(last).encode())
             notes.append(
                 f"{result_file.parent.name}: its last result was cut off; written again from Tune's saved state"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-KEYS = ["optimizer", "seed", "mode"]
+from layout import CONFIG_KEYS
+
+KEYS = [*CONFIG_KEYS, "mode"]
 STATUS = {"finished": "finished", "errored": "failed", "running": "stopped"}  # the loader's words -> the summary's
 
 

@@ -11,6 +11,17 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """GPU tests run only when asked for by name (-m gpu): every other run, CI's on a CPU machine
+    among them, deselects them, whatever else -m selects."""
+    if "gpu" in (config.getoption("markexpr") or ""):
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+
+
 def write_cifar10(
     root: Path, n_train_per_batch: int = 20, n_test: int = 20, seed: int = 0, bytes_keys: bool = False
 ) -> Path:

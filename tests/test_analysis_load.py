@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from analysis import load_experiment
 from tests.conftest import REPO
@@ -110,3 +111,13 @@ def test_a_last_line_that_is_json_but_not_an_object_is_a_note(tmp_path):
         f.write("42\n")
     exp = load_experiment(tmp_path)
     assert exp.trials.iloc[0]["status"] == "finished" and any("skipped its last line" in s for s in exp.skipped)
+
+
+def test_the_per_epoch_key_format_is_written_and_parsed_in_one_place():
+    from layout import epoch_key, parse_epoch_key
+
+    assert epoch_key(7, "weight") == "e0007_weight" and parse_epoch_key("e0007_weight") == (7, "weight")
+    assert parse_epoch_key(epoch_key(12345, "head.bias")) == (12345, "head.bias")
+    for bad in ("weight", "e_weight", "x0001_weight", "e0001"):
+        with pytest.raises(ValueError, match="not an epoch key"):
+            parse_epoch_key(bad)

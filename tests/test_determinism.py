@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from layout import LAST_LAYER_FILE, PREDICTIONS_FILE
 from tests.test_config import digits_trial
-from trainables.artifacts import LAST_LAYER_FILE, PREDICTIONS_FILE
 from trainables.config import TrialConfig
 from trainables.loop import run_trial
 

@@ -12,10 +12,10 @@ import pytest
 
 from analysis import load_experiment, sources
 from analysis.cells import finished
+from layout import MODES
 from sweeps.cli import UsageError, parse
 from tests.conftest import REPO
 from tests.experiment_factory import write_config
-from trainables.config import MODES
 from trainables.determinism import SWITCHES
 
 EXPECTED = {  # (use_deterministic_algorithms, cudnn.deterministic, cudnn.benchmark), as the modes are specified

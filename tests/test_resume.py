@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from layout import LAST_LAYER_FILE
 from tests.test_config import digits_trial
-from trainables.artifacts import LAST_LAYER_FILE
 from trainables.config import TrialConfig
 from trainables.loop import FAIL_AT_EPOCH_ENV, run_trial
 

@@ -14,14 +14,13 @@ import numpy as np
 import torch
 from torch import nn
 
-LAST_LAYER_FILE = "last_layer.npz"  # entries e0001_weight, e0001_bias, ...: np.load reads it
-PREDICTIONS_FILE = "predictions.npz"  # labels, probs (float32 N x C), epoch
+from layout import LAST_LAYER_FILE, PREDICTIONS_FILE, epoch_key
 
 
 def append_last_layer(directory: Path, epoch: int, layer: nn.Module) -> dict[str, torch.Tensor]:
     """Add this epoch's last-layer weights to one zip per trial (a .npz), not a file per epoch;
     returns them by entry name, for the checkpoint."""
-    arrays = {f"e{epoch:04d}_{name}": p.detach().float().cpu().clone() for name, p in layer.named_parameters()}
+    arrays = {epoch_key(epoch, name): p.detach().float().cpu().clone() for name, p in layer.named_parameters()}
     with zipfile.ZipFile(directory / LAST_LAYER_FILE, "a") as archive:
         _write(archive, arrays)
     return arrays

@@ -12,9 +12,8 @@ import math
 import typing
 from dataclasses import dataclass
 
-# the paper's two CUDA settings, then the two that take its difference apart (trainables.determinism.SWITCHES)
-MODES = ("deterministic", "nondeterministic", "autotuner-only", "kernels-only")
-PAPER_MODES = MODES[:2]
+from layout import MODES
+
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULERS = ("cosine", "plateau", "constant", "onecycle")
 PRECISIONS = ("fp32", "bf16")
