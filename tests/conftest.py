@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import io
+import os
 import pickle
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from PIL import Image
+
+from sweeps.grid import GridSpec, build_trials
+from sweeps.presets import PRESETS
+from trainables.config import TrialConfig
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def determinism_switches_restored():
+    """run_trial (through determinism.apply) sets process-wide switches: deterministic algorithms,
+    cuDNN's flags and CUBLAS_WORKSPACE_CONFIG. Each test gets them back as it found them."""
+    before = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
+    yield
+    torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[2], before[3]
+    if before[4] is None:
+        os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+    else:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = before[4]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -73,3 +101,33 @@ def write_cifar10(
 @pytest.fixture
 def cifar_dir(tmp_path: Path) -> Path:
     return write_cifar10(tmp_path / "cifar")
+
+
+def digits_trial(**overrides) -> dict:
+    """The digits preset's first trial (adam, seed 0, deterministic, repeat 0), then `overrides`."""
+    p = PRESETS["digits"]
+    spec = GridSpec((0,), ("adam",), 1, 1, p["trial"], p["optimizers"], {"data_dir": "", "gpu_share": 0.0})
+    return TrialConfig.from_dict({**build_trials(spec)[0], **overrides}).to_dict()
+
+
+def through_disk(state: dict) -> dict:
+    """What a checkpoint gives back: saved, then loaded as data only."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def write_images(folder: Path, n: int, seed: int, size: int = 20) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)).save(
+            folder / f"{i:04d}.jpg", quality=90
+        )
+
+
+def sdnet_tree(root: Path, folders=("D/CD", "D/UD", "P/CP", "P/UP", "W/CW", "W/UW"), n: int = 10) -> Path:
+    for i, f in enumerate(folders):
+        write_images(root / f, n, seed=i)
+    return root

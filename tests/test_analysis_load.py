@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -121,3 +122,29 @@ def test_the_per_epoch_key_format_is_written_and_parsed_in_one_place():
     for bad in ("weight", "e_weight", "x0001_weight", "e0001"):
         with pytest.raises(ValueError, match="not an epoch key"):
             parse_epoch_key(bad)
+
+
+def test_epochs_logged_twice_after_a_restart_keep_the_later_run(tmp_path):
+    directory = write_trial(
+        tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.1, 0.2, 0.3], progress_csv=False
+    )
+    lines = (directory / "result.json").read_text().splitlines()
+    first_run = [json.loads(line) for line in lines[1:2]]
+    for result in first_run:
+        result["metric"] = 0.15  # the run before the restart reached epoch 2 with another score
+    (directory / "result.json").write_text("\n".join([lines[0], *map(json.dumps, first_run), *lines[1:]]) + "\n")
+    exp = load_experiment(tmp_path)
+    assert exp.epochs["epoch"].tolist() == [1, 2, 3] and exp.epochs["metric"].tolist() == [0.1, 0.2, 0.3]
+    assert any("epochs [2] ran twice (a restart); the later run is kept" in note for note in exp.skipped)
+
+
+def test_a_last_result_line_over_64_kib_is_read_whole(tmp_path):
+    directory = write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[0.1, 0.2])
+    lines = (directory / "result.json").read_text().splitlines()
+    last = json.loads(lines[-1])
+    last["nondeterministic_ops"] = ["x" * 1000] * 300  # 300 KB on one line
+    (directory / "result.json").write_text("\n".join([*lines[:-1], json.dumps(last)]) + "\n")
+    trial = load_experiment(tmp_path).trials.iloc[0]
+    assert (
+        trial["status"] == "finished" and trial["final_metric"] == 0.2 and len(trial["nondeterministic_ops"]) > 300_000
+    )

@@ -24,8 +24,14 @@ def test_reads_copies_pickled_with_bytes_keys(tmp_path):
     assert splits.train.images.shape == (100, 3, 32, 32) and splits.classes[-1] == "truck"
 
 
-def test_prepare_accepts_a_complete_copy_without_network(cifar_dir):
-    get_dataset("cifar10").prepare(cifar_dir)  # nothing to fetch, nothing raised
+def test_prepare_accepts_a_complete_copy_without_network(cifar_dir, monkeypatch):
+    import torchvision.datasets.utils
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a complete copy must not be downloaded again")
+
+    monkeypatch.setattr(torchvision.datasets.utils, "download_and_extract_archive", no_network)
+    get_dataset("cifar10").prepare(cifar_dir)
 
 
 def test_a_truncated_batch_is_named(cifar_dir):

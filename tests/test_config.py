@@ -1,15 +1,7 @@
 import pytest
 
-from sweeps.grid import GridSpec, build_trials
-from sweeps.presets import PRESETS
+from tests.conftest import digits_trial
 from trainables.config import TrialConfig
-
-
-def digits_trial(**overrides) -> dict:
-    """The digits preset's first trial (adam, seed 0, deterministic, repeat 0), then `overrides`."""
-    p = PRESETS["digits"]
-    spec = GridSpec((0,), ("adam",), 1, 1, p["trial"], p["optimizers"], {"data_dir": "", "gpu_share": 0.0})
-    return TrialConfig.from_dict({**build_trials(spec)[0], **overrides}).to_dict()
 
 
 def test_round_trip_through_tune_style_dict():

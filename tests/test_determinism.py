@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from layout import LAST_LAYER_FILE, PREDICTIONS_FILE
-from tests.test_config import digits_trial
+from tests.conftest import digits_trial
 from trainables.config import TrialConfig
 from trainables.loop import run_trial
 

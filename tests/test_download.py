@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from datasets import DataError, download, get_dataset, sdnet
-from tests.test_image_folders import sdnet_tree
+from tests.conftest import sdnet_tree
 
 
 def nested_archive(tmp_path: Path) -> bytes:

@@ -13,8 +13,7 @@ from sweeps.cli import parse
 from sweeps.grid import GridSpec, build_trials
 from sweeps.launch import experiment_name
 from sweeps.presets import PRESETS
-from tests.conftest import write_cifar10
-from tests.test_resume import through_disk
+from tests.conftest import through_disk, write_cifar10
 from trainables.airbench_net import AirbenchNet, AirbenchSpec
 from trainables.batches import epoch_plan
 from trainables.config import TrialConfig

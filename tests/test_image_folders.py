@@ -9,23 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from datasets import DataError, get_dataset
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
-from tests.conftest import REPO
+from tests.conftest import REPO, sdnet_tree, write_images
 from trainables.config import TrialConfig
 from trainables.loop import run_trial
-
-
-def write_images(folder: Path, n: int, seed: int, size: int = 20) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for i in range(n):
-        Image.fromarray(rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)).save(
-            folder / f"{i:04d}.jpg", quality=90
-        )
 
 
 @pytest.fixture
@@ -33,12 +23,6 @@ def two_class_folder(tmp_path) -> Path:
     for k, name in enumerate(("cats", "dogs")):
         write_images(tmp_path / "pets" / name, 20, seed=k)
     return tmp_path / "pets"
-
-
-def sdnet_tree(root: Path, folders=("D/CD", "D/UD", "P/CP", "P/UP", "W/CW", "W/UW"), n: int = 10) -> Path:
-    for i, f in enumerate(folders):
-        write_images(root / f, n, seed=i)
-    return root
 
 
 def test_folder_split_is_stratified_seeded_and_written_once(two_class_folder):
@@ -88,7 +72,7 @@ def test_sdnet_bad_input_is_named(tmp_path, case, match):
         (root / "D/UD").mkdir(parents=True)
     with pytest.raises(DataError, match=match):
         get_dataset("sdnet").prepare(root)
-    assert not list(root.glob(".split-*.json")) if root.exists() else True  # no manifest from bad data
+    assert root.is_dir() and not list(root.glob(".split-*.json"))  # no manifest from bad data
 
 
 def folder_trial(folder: Path, **overrides) -> TrialConfig:
@@ -227,9 +211,26 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
     assert all(
         torch.equal(a, b) for pair in zip(first, streamed.evaluation(test.paths, test.labels, 3)) for a, b in zip(*pair)
     )
-    too_small = stream(0)
-    list(too_small.evaluation(test.paths, test.labels, 3))
-    assert too_small.cache_left == 0 and not too_small._cached
+    too_small = FileStream(  # a cache of 1 MB, images of 1.08 MB each: nothing fits, every pass reads the files
+        splits.train.paths,
+        splits.train.labels,
+        channels=3,
+        size=(600, 600),
+        pipeline="sdnet",
+        batch_size=4,
+        seed=0,
+        num_workers=0,
+        device=torch.device("cpu"),
+        eval_cache_mb=1,
+    )
+    assert len(list(too_small.evaluation(test.paths, test.labels, 3))) == len(first)
+    assert too_small.cache_left == 2**20 and not too_small._cached
+    two_class_folder.rename(moved)
+    try:
+        with pytest.raises(OSError, match="cannot be read"):
+            list(too_small.evaluation(test.paths, test.labels, 3))
+    finally:
+        moved.rename(two_class_folder)
 
 
 def test_cli_refuses_a_folder_without_class_subfolders(tmp_path):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from analysis.load import error_line
 from datasets import DataError, get_dataset, image_folder
-from tests.test_image_folders import write_images
+from tests.conftest import write_images
 from trainables.file_stream import read_image
 
 

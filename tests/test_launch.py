@@ -6,7 +6,7 @@ import pytest
 import ray
 
 from sweeps import launch
-from sweeps.cli import parse
+from sweeps.cli import UsageError, parse
 
 
 @pytest.fixture
@@ -37,3 +37,20 @@ def test_a_cluster_is_joined_without_changing_its_settings(ray_init_calls, tmp_p
     (kwargs,) = ray_init_calls
     assert kwargs["address"] == "ray://head:10001" and "_system_config" not in kwargs
     assert kwargs["runtime_env"]["working_dir"] == str(launch.REPO_ROOT)
+
+
+def test_a_different_grid_under_an_existing_name_is_refused(tmp_path):
+    study = parse(["--dataset", "digits", "--name", "x"])
+    launch.write_study(tmp_path, list(study.trials))
+    assert launch.check_existing(tmp_path, list(study.trials)) is True
+    other = parse(["--dataset", "digits", "--name", "x", "--epochs", "3"])
+    with pytest.raises(UsageError, match=f"--name: {tmp_path} holds a different study"):
+        launch.check_existing(tmp_path, list(other.trials))
+    assert launch.check_existing(tmp_path / "new", list(other.trials)) is False
+
+
+def test_the_same_command_finds_the_same_directory_and_another_grid_another():
+    name = launch.experiment_name(parse(["--dataset", "digits"]))
+    assert name == launch.experiment_name(parse(["--dataset", "digits"])) and name.startswith("digits-")
+    assert name != launch.experiment_name(parse(["--dataset", "digits", "--epochs", "3"]))
+    assert launch.experiment_name(parse(["--dataset", "digits", "--name", "mine"])) == "mine"

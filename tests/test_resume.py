@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
 import torch
 
 from layout import LAST_LAYER_FILE
-from tests.test_config import digits_trial
+from tests.conftest import digits_trial, through_disk
 from trainables.config import TrialConfig
 from trainables.loop import FAIL_AT_EPOCH_ENV, run_trial
 
 pytestmark = pytest.mark.slow
-
-
-def through_disk(state: dict) -> dict:
-    """What a checkpoint gives back: saved, then loaded as data only."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    buffer.seek(0)
-    return torch.load(buffer, weights_only=True)
 
 
 def train(directory, restore=None, **overrides) -> tuple[list[dict], list[dict]]:

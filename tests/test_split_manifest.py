@@ -11,8 +11,7 @@ import sys
 import pytest
 
 from datasets import DataError, get_dataset, image_folder
-from tests.conftest import REPO
-from tests.test_image_folders import sdnet_tree, write_images
+from tests.conftest import REPO, sdnet_tree, write_images
 
 
 @pytest.fixture
