@@ -16,7 +16,7 @@ from typing import NoReturn
 from layout import MODES, PAPER_MODES
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
-from trainables.config import MAX_SEED, OPTIMIZERS
+from trainables.config import MAX_SEED, OPTIMIZERS, FieldError, TrialConfig
 
 MAX_REPEATS = 1000  # per configuration and mode: far beyond any study's need, and the grid stays in memory
 MAX_TRIALS = 100_000  # the whole grid
@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _ints(flag: str, text: str) -> tuple[int, ...]:
+def _seeds(flag: str, text: str) -> tuple[int, ...]:
     values = []
     for part in text.split(","):
         try:
@@ -210,18 +210,67 @@ def parse_value(text: str) -> object:
         return text
 
 
+FIELD_FLAGS = {  # TrialConfig fields with a flag of their own; every other field is set with --set KEY=VALUE
+    "epochs": "--epochs",
+    "batch_size": "--batch-size",
+    "lr": "--lr",
+    "model": "--model",
+    "num_workers": "--num-workers",
+}
+GRID_KEYS = ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share", "dataset")  # set by flags or the grid
+
+
 def parse(argv: Sequence[str]) -> Study:
+    """The command line as a checked Study: the preset, the grid's axes, the trial settings, the resources."""
     args = build_parser().parse_args(argv)
+    name, folder, preset = _preset(args)
+    seeds, optimizers, modes, repeats, det_repeats = _axes(args, preset["study"])
+    data_dir = Path(folder or args.data_dir).expanduser().resolve()
+    overrides, from_set = _overrides(args, folder, data_dir)
+    spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides, modes)
+    try:
+        trials = build_trials(spec)
+    except FieldError as exc:  # the one place ranges and choices are checked: TrialConfig
+        raise UsageError(f"{_flag(exc.field, from_set)}: {exc.reason}") from None
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"--set: {exc}") from None
+    _check_model(trials[0]["model"], _flag("model", from_set))
+    _check_streamed(preset["trial"]["dataset"], trials[0], from_set)
+    gpus, cpus = _resources(args, preset["study"])
+    return Study(
+        preset=name,
+        dataset=preset["trial"]["dataset"],
+        data_dir=data_dir,
+        trials=tuple(trials),
+        gpus_per_trial=gpus,
+        cpus_per_trial=cpus,
+        cpus_from_preset=args.cpus_per_trial is None,
+        max_concurrent=args.max_concurrent,
+        storage_path=Path(args.storage_path).expanduser().resolve(),
+        name=args.name,
+        address=args.address,
+        max_failures=args.max_failures,
+        keep_checkpoints=args.keep_checkpoints,
+        dashboard=args.dashboard,
+        dry_run=args.dry_run,
+        preset_gpus_per_trial=preset["study"]["gpus_per_trial"],
+    )
+
+
+def _preset(args: argparse.Namespace) -> tuple[str, str, dict]:
+    """(preset name, folder path or "", the preset) from --dataset."""
     dataset, _, folder = args.dataset.partition(":")
     if dataset == "folder" and not folder:
         raise UsageError("--dataset: folder needs a path: folder:PATH (one sub-folder of images per class)")
     if dataset not in PRESETS or (folder and dataset != "folder"):
-        raise UsageError(
-            f"--dataset: unknown {args.dataset!r}; known: {', '.join(d for d in PRESETS if d != 'folder')}, folder:PATH"
-        )
-    preset = PRESETS[dataset]
-    study = preset["study"]
-    seeds = _ints("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
+        known = ", ".join(d for d in PRESETS if d != "folder")
+        raise UsageError(f"--dataset: unknown {args.dataset!r}; known: {known}, folder:PATH")
+    return dataset, folder, PRESETS[dataset]
+
+
+def _axes(args: argparse.Namespace, study: dict) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...], int, int]:
+    """The grid's axes: seeds, optimizers, modes and repeats, with the grid's size bounded."""
+    seeds = _seeds("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
     optimizers = (
         tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers is not None else study["optimizers"]
     )
@@ -239,13 +288,51 @@ def parse(argv: Sequence[str]) -> Study:
     size = len(seeds) * len(optimizers) * (det_repeats + repeats * (len(modes) - 1))
     if size > MAX_TRIALS:
         raise UsageError(f"--repeats: the grid would hold {size:,} trials; at most {MAX_TRIALS:,}")
-    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size)):
-        if value is not None and value < 1:
-            raise UsageError(f"{flag}: must be at least 1, got {value}")
-    if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
-        raise UsageError(f"--lr: must be a positive number, got {args.lr}")
-    if args.num_workers is not None and args.num_workers < 0:
-        raise UsageError(f"--num-workers: must be >= 0, got {args.num_workers}")
+    return seeds, optimizers, modes, repeats, det_repeats
+
+
+def _overrides(args: argparse.Namespace, folder: str, data_dir: Path) -> tuple[dict[str, object], set[str]]:
+    """Trial settings from the flags and --set (checked by TrialConfig), and the keys --set gave."""
+    overrides: dict[str, object] = {"data_dir": str(data_dir), "gpu_share": 0.0, "det_warn_only": args.det_warn_only}
+    if folder:  # the metric follows the number of classes: AUC for two, accuracy for more
+        from datasets import DataError
+        from datasets.folder import num_classes
+
+        try:
+            overrides["metric"] = "auc" if num_classes(data_dir) == 2 else "accuracy"
+        except DataError as exc:
+            raise UsageError(f"--dataset: {exc}") from None
+    overrides.update({key: getattr(args, key) for key in FIELD_FLAGS if getattr(args, key) is not None})
+    if args.no_pretrained:
+        overrides["pretrained"] = False
+    if args.weights:
+        if args.no_pretrained:
+            raise UsageError("--weights: cannot be combined with --no-pretrained")
+        weights = Path(args.weights).expanduser().resolve()
+        if not weights.is_file():
+            raise UsageError(f"--weights: {weights} is not a file")
+        overrides.update(pretrained=True, weights=str(weights))
+    from_set = set()
+    for item in args.set:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set: {item!r} is not KEY=VALUE")
+        if key in GRID_KEYS:
+            raise UsageError(f"--set: {key} is set by its own flag or by the grid, not by --set")
+        overrides[key] = parse_value(text)
+        from_set.add(key)
+    return overrides, from_set
+
+
+def _check_model(model: str, flag: str) -> None:
+    from trainables.models import is_known_model, unknown_model_message
+
+    if not is_known_model(model):
+        raise UsageError(f"{flag}: {unknown_model_message(model)}")
+
+
+def _resources(args: argparse.Namespace, study: dict) -> tuple[float | None, float]:
+    """GPUs and CPUs per trial, and the flags that are not trial settings."""
     gpus = args.gpus_per_trial
     if gpus is not None and (not math.isfinite(gpus) or gpus < 0 or (gpus > 1 and not float(gpus).is_integer())):
         raise UsageError(f"--gpus-per-trial: must be >= 0, and a whole number above 1; got {gpus:g}")
@@ -256,99 +343,30 @@ def parse(argv: Sequence[str]) -> Study:
         raise UsageError(
             f"--name: {args.name!r} must be one folder name (no / and not . or ..): it names a folder of --storage-path"
         )
-    if args.max_failures < 0:
-        raise UsageError(f"--max-failures: must be >= 0, got {args.max_failures}")
-    if args.keep_checkpoints < 1:
-        raise UsageError(f"--keep-checkpoints: must be at least 1, got {args.keep_checkpoints}")
-    if args.max_concurrent < 0:
-        raise UsageError(f"--max-concurrent: must be >= 0, got {args.max_concurrent}")
-    if args.model is not None:
-        from trainables.models import is_known_model, unknown_model_message
-
-        if not is_known_model(args.model):
-            raise UsageError(f"--model: {unknown_model_message(args.model)}")
-
-    data_dir = Path(folder or args.data_dir).expanduser().resolve()
-    overrides: dict[str, object] = {"data_dir": str(data_dir), "gpu_share": 0.0, "det_warn_only": args.det_warn_only}
-    if folder:  # the metric follows the number of classes: AUC for two, accuracy for more
-        from datasets import DataError
-        from datasets.folder import num_classes
-
-        try:
-            overrides["metric"] = "auc" if num_classes(data_dir) == 2 else "accuracy"
-        except DataError as exc:
-            raise UsageError(f"--dataset: {exc}") from None
-    for key, flag in (
-        ("epochs", "epochs"),
-        ("batch_size", "batch_size"),
-        ("lr", "lr"),
-        ("model", "model"),
-        ("num_workers", "num_workers"),
+    for flag, value, least in (
+        ("--max-failures", args.max_failures, 0),
+        ("--keep-checkpoints", args.keep_checkpoints, 1),
+        ("--max-concurrent", args.max_concurrent, 0),
     ):
-        if getattr(args, flag) is not None:
-            overrides[key] = getattr(args, flag)
-    if args.no_pretrained:
-        overrides["pretrained"] = False
-    if args.weights:
-        if args.no_pretrained:
-            raise UsageError("--weights: cannot be combined with --no-pretrained")
-        weights = Path(args.weights).expanduser().resolve()
-        if not weights.is_file():
-            raise UsageError(f"--weights: {weights} is not a file")
-        overrides.update(pretrained=True, weights=str(weights))
-    for item in args.set:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise UsageError(f"--set: {item!r} is not KEY=VALUE")
-        if key in ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share", "dataset"):
-            raise UsageError(f"--set: {key} is set by its own flag or by the grid, not by --set")
-        overrides[key] = parse_value(text)
-    spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides, modes)
-    try:
-        trials = build_trials(spec)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"--set: {exc}") from None
-    if args.model is None and trials[0]["model"] != preset["trial"]["model"]:  # a model named through --set
-        from trainables.models import is_known_model, unknown_model_message
-
-        if not is_known_model(trials[0]["model"]):
-            raise UsageError(f"--set: model: {unknown_model_message(trials[0]['model'])}")
-    _check_streamed(preset["trial"]["dataset"], trials[0])
-    return Study(
-        preset=dataset,
-        dataset=preset["trial"]["dataset"],
-        data_dir=data_dir,
-        trials=tuple(trials),
-        gpus_per_trial=gpus,
-        cpus_per_trial=cpus,
-        cpus_from_preset=args.cpus_per_trial is None,
-        max_concurrent=args.max_concurrent,
-        storage_path=Path(args.storage_path).expanduser().resolve(),
-        name=args.name,
-        address=args.address,
-        max_failures=args.max_failures,
-        keep_checkpoints=args.keep_checkpoints,
-        dashboard=args.dashboard,
-        dry_run=args.dry_run,
-        preset_gpus_per_trial=study["gpus_per_trial"],
-    )
+        if value < least:
+            raise UsageError(f"{flag}: must be at least {least}, got {value}")
+    return gpus, cpus
 
 
-def _check_streamed(dataset: str, trial: dict) -> None:
+def _check_streamed(dataset: str, trial: dict, from_set: set[str]) -> None:
     """What only in-memory data sets support, refused here rather than in every trial."""
     from datasets.registry import STREAMED
 
-    if dataset not in STREAMED:
-        return
-    if trial["model"] == "airbench_net":
-        raise UsageError(
-            f"--model: airbench_net initialises from in-memory images (digits, cifar10); {dataset} is streamed from files"
-        )
-    if trial["alternate_flip"]:
-        raise UsageError(
-            f"--set: alternate_flip applies to in-memory data sets (digits, cifar10); {dataset} augments "
-            "through albumentations (--set augment=...)"
-        )
+    if dataset in STREAMED:
+        try:
+            TrialConfig.from_dict(trial).check_streamed()
+        except FieldError as exc:
+            raise UsageError(f"{_flag(exc.field, from_set)}: {exc.reason}") from None
+
+
+def _flag(field: str, from_set: set[str]) -> str:
+    """The flag that set a TrialConfig field: its own (--lr), else --set KEY."""
+    return f"--set {field}" if field in from_set or field not in FIELD_FLAGS else FIELD_FLAGS[field]
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -22,20 +22,24 @@ CASES = [
     (["--cpus-per-trial", "4096"], "--cpus-per-trial"),
     (["--dataset", "cifar10", "--data-dir", "{empty}"], "cifar10:"),
     (["--dataset", "sdnet", "--model", "airbench_net"], "--model: airbench_net"),
-    (["--dataset", "sdnet", "--set", "alternate_flip=true"], "--set: alternate_flip"),
+    (["--dataset", "sdnet", "--set", "alternate_flip=true"], "--set alternate_flip: applies to in-memory"),
     (["--gpus-per-trial", "nan"], "--gpus-per-trial"),  # hung forever before
     (["--cpus-per-trial", "nan"], "--cpus-per-trial"),
     (["--name", "../../x"], "--name"),  # wrote outside the storage path before
 ]
 
 REFUSED = [  # (argv, the start of the one-line message): each reached the trials, or hung, before
-    (["--set", "model=resnet_does_not_exist"], "--set: model: "),
-    (["--set", "lr=-1"], "--set: trial config: lr must be positive"),
-    (["--set", "lr=NaN"], "--set: trial config: lr must be a finite number"),
+    (["--set", "model=resnet_does_not_exist"], "--set model: unknown model"),
+    (["--set", "lr=-1"], "--set lr: must be positive, got -1"),
+    (["--lr", "-1"], "--lr: must be positive, got -1"),
+    (["--epochs", "0"], "--epochs: must be at least 1, got 0"),
+    (["--num-workers", "-1"], "--num-workers: must be >= 0, got -1"),
+    (["--set", "lr=NaN"], "--set lr: must be a finite number"),
     (["--set", "dataset=cifar10"], "--set: dataset is set by its own flag"),
-    (["--set", "image_size=[-5,-5]"], "--set: trial config: image_size must be two positive sizes"),
-    (["--set", "augment=typo"], "--set: trial config: augment='typo' is not one of none, flip, sdnet, cbis"),
-    (["--set", "beta2=1.5"], "--set: trial config: beta2 must be in [0, 1)"),
+    (["--set", "image_size=[-5,-5]"], "--set image_size: must be two positive sizes"),
+    (["--set", "augment=typo"], "--set augment: must be one of none, flip, sdnet, cbis, got 'typo'"),
+    (["--set", "beta2=1.5"], "--set beta2: must be in [0, 1)"),
+    (["--set", "epochs=ten"], "--set epochs: must be int, got str 'ten'"),
     (["--seeds", "18000000000000"], "--seeds: 18000000000000 is outside 0..4294967295"),
     (["--gpus-per-trial", "inf"], "--gpus-per-trial"),
     (["--optimizers", "sgd,sgd"], "--optimizers: 'sgd,sgd' lists an optimizer twice"),

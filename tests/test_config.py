@@ -37,3 +37,11 @@ def test_int_is_accepted_where_float_is_expected():
 def test_values_outside_their_choices_are_refused(key, value):
     with pytest.raises(ValueError, match=key):
         TrialConfig.from_dict({**digits_trial(), key: value})
+
+
+def test_the_models_that_need_in_memory_data_are_the_ones_that_initialise_from_it():
+    from trainables.config import IN_MEMORY_MODELS
+    from trainables.models import PROJECT_MODELS, create_model
+
+    needs_data = {name for name in PROJECT_MODELS if hasattr(create_model(name, 10, 3), "init_from_data")}
+    assert needs_data == set(IN_MEMORY_MODELS)

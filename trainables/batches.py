@@ -10,7 +10,6 @@ GPU-resident path and the worker path give the same pixels bit for bit.
 from __future__ import annotations
 
 import functools
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -18,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
+
+from trainables.determinism import seed_everything
 
 
 @dataclass(frozen=True)
@@ -182,14 +183,8 @@ def on_device(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.
         yield tuple(t.to(device, non_blocking=loader.pin_memory) for t in batch)
 
 
-def seed_globals(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def _seed_worker(seed: int, epoch: int, worker: int) -> None:
-    seed_globals(int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0]))
+    seed_everything(int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0]))
     torch.set_num_threads(1)  # why: workers are processes already; threads would oversubscribe
 
 

@@ -25,6 +25,7 @@ AUGMENTS = (
     "sdnet",
     "cbis",
 )  # trainables.augment.PIPELINES (albumentations), named here without importing it
+IN_MEMORY_MODELS = ("airbench_net",)  # models that initialise from the training images held in memory
 MAX_SEED = 2**32 - 1  # NumPy's legacy seeding takes no more; every library the trial seeds takes this range
 
 
@@ -106,6 +107,7 @@ class TrialConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
     def _check_choices(self) -> None:
+        """Every choice and range, in one place: the CLI runs this before Ray starts, each trial again."""
         for name, allowed in (
             ("mode", MODES),
             ("optimizer", OPTIMIZERS),
@@ -118,27 +120,40 @@ class TrialConfig:
             ("augment", AUGMENTS),
         ):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"trial config: {name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
+                raise FieldError(name, f"must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         for m in self.metrics:
             if m not in METRICS:
-                raise ValueError(f"trial config: metrics has {m!r}, not one of {', '.join(METRICS)}")
+                raise FieldError("metrics", f"must name only {', '.join(METRICS)}, got {m!r}")
         if self.metric not in self.metrics:
-            raise ValueError(f"trial config: metric={self.metric!r} must be one of metrics {self.metrics}")
+            raise FieldError("metric", f"must be one of metrics {list(self.metrics)}, got {self.metric!r}")
         if len(self.mean) != len(self.std):
-            raise ValueError("trial config: mean and std must have one value per channel")
+            raise FieldError("std", "must have one value per channel, as mean has")
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
-                raise ValueError(f"trial config: {name} must be at least 1")
-        if min(self.num_workers, self.crop_padding, self.digest_batches, self.eval_cache_mb) < 0:
-            raise ValueError("trial config: num_workers, crop_padding, digest_batches and eval_cache_mb must be >= 0")
+                raise FieldError(name, f"must be at least 1, got {getattr(self, name)}")
+        for name in ("num_workers", "crop_padding", "digest_batches", "eval_cache_mb", "plateau_patience"):
+            if getattr(self, name) < 0:
+                raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
         if self.tta not in (0, 1, 2):
-            raise ValueError(f"trial config: tta must be 0, 1 or 2, got {self.tta}")
+            raise FieldError("tta", f"must be 0, 1 or 2, got {self.tta}")
         if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"trial config: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+            raise FieldError("label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
         self._check_numbers()
         if self.scheduler == "onecycle" and not 0 < self.warmup_frac < 1:
-            raise ValueError(
-                f"trial config: warmup_frac must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}"
+            raise FieldError("warmup_frac", f"must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}")
+
+    def check_streamed(self) -> None:
+        """What only in-memory data sets (digits, cifar10) support, refused for one streamed from files;
+        the CLI checks it before Ray starts, each trial again."""
+        if self.model in IN_MEMORY_MODELS:
+            raise FieldError(
+                "model",
+                f"{self.model} initialises from in-memory images (digits, cifar10); {self.dataset} is streamed from files",
+            )
+        if self.alternate_flip:
+            raise FieldError(
+                "alternate_flip",
+                f"applies to in-memory data sets (digits, cifar10); {self.dataset} augments through albumentations (--set augment=...)",
             )
 
     def _check_numbers(self) -> None:
@@ -147,27 +162,38 @@ class TrialConfig:
             values = getattr(self, f.name)
             for v in values if isinstance(values, tuple) else (values,):
                 if isinstance(v, float) and not math.isfinite(v):
-                    raise ValueError(f"trial config: {f.name} must be a finite number, got {v}")
+                    raise FieldError(f.name, f"must be a finite number, got {v}")
         if not self.lr > 0:
-            raise ValueError(f"trial config: lr must be positive, got {self.lr:g}")
+            raise FieldError("lr", f"must be positive, got {self.lr:g}")
         if not min(self.std) > 0:
-            raise ValueError(f"trial config: std must be positive in every channel, got {list(self.std)}")
+            raise FieldError("std", f"must be positive in every channel, got {list(self.std)}")
         for name in ("momentum", "weight_decay", "min_lr", "gpu_share"):
             if getattr(self, name) < 0:
-                raise ValueError(f"trial config: {name} must be >= 0, got {getattr(self, name):g}")
+                raise FieldError(name, f"must be >= 0, got {getattr(self, name):g}")
         for name in ("beta1", "beta2"):
             if not 0 <= getattr(self, name) < 1:
-                raise ValueError(f"trial config: {name} must be in [0, 1), got {getattr(self, name):g}")
+                raise FieldError(name, f"must be in [0, 1), got {getattr(self, name):g}")
         if not 0 < self.plateau_factor < 1:
-            raise ValueError(f"trial config: plateau_factor must be in (0, 1), got {self.plateau_factor:g}")
-        if self.plateau_patience < 0:
-            raise ValueError(f"trial config: plateau_patience must be >= 0, got {self.plateau_patience}")
+            raise FieldError("plateau_factor", f"must be in (0, 1), got {self.plateau_factor:g}")
         if not (self.image_size == (0, 0) or min(self.image_size) > 0):
-            raise ValueError(
-                f"trial config: image_size must be two positive sizes (height, width), or [0, 0]; got {list(self.image_size)}"
+            raise FieldError(
+                "image_size", f"must be two positive sizes (height, width), or [0, 0]; got {list(self.image_size)}"
             )
         if not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"trial config: seed must be in 0..{MAX_SEED}, got {self.seed}")
+            raise FieldError("seed", f"must be in 0..{MAX_SEED}, got {self.seed}")
+
+
+class FieldError(ValueError):
+    """A setting refused by name: `field` is the TrialConfig field, `reason` says why; the CLI turns
+    it into one line naming the flag that set it."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"trial config: {field} {reason}")
+        self.field, self.reason = field, reason
+
+
+class FieldTypeError(FieldError, TypeError):
+    """A setting of the wrong type (a string where a number belongs)."""
 
 
 def _coerce(name: str, value: object, hint: object) -> object:
@@ -176,15 +202,15 @@ def _coerce(name: str, value: object, hint: object) -> object:
     if origin is tuple:
         args = typing.get_args(hint)
         if not isinstance(value, (list, tuple)):
-            raise TypeError(f"trial config: {name} must be a list, got {type(value).__name__}")
+            raise FieldTypeError(name, f"must be a list, got {type(value).__name__}")
         item = args[0]
         if not (len(args) == 2 and args[1] is Ellipsis) and len(value) != len(args):
-            raise TypeError(f"trial config: {name} must have {len(args)} items, got {len(value)}")
+            raise FieldTypeError(name, f"must have {len(args)} items, got {len(value)}")
         return tuple(_coerce(name, v, item) for v in value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, bool):
-        raise TypeError(f"trial config: {name} must be int, got bool")
+        raise FieldTypeError(name, "must be int, got bool")
     if not isinstance(value, hint):  # type: ignore[arg-type]
-        raise TypeError(f"trial config: {name} must be {hint.__name__}, got {type(value).__name__} {value!r}")  # type: ignore[union-attr]
+        raise FieldTypeError(name, f"must be {hint.__name__}, got {type(value).__name__} {value!r}")  # type: ignore[union-attr]
     return value

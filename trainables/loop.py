@@ -190,9 +190,7 @@ def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) 
     A model that initialises from the data (airbench_net's whitening layer) sees the first 1,000
     training images, the same ones in every trial."""
     model = create_model(cfg.model, outputs, data.in_chans, cfg.pretrained, cfg.weights)
-    if hasattr(model, "init_from_data"):
-        if isinstance(data, FileSplits):
-            raise ValueError(f"{cfg.model} initialises from in-memory images; {cfg.dataset} is read from files")
+    if hasattr(model, "init_from_data"):  # only in-memory data: cfg.check_streamed() refused the rest
         model.init_from_data(normalizer(cfg, torch.device("cpu"))(torch.from_numpy(data.train.images[:1000])))
     return model
 
@@ -227,10 +225,8 @@ def run_trial(
         )
     if len(cfg.mean) != data.in_chans:
         raise ValueError(f"mean/std have {len(cfg.mean)} channels but {cfg.dataset} images have {data.in_chans}")
-    if cfg.alternate_flip and isinstance(data, FileSplits):
-        raise ValueError(
-            f"alternate_flip applies to in-memory data sets; {cfg.dataset} augments through augment={cfg.augment!r}"
-        )
+    if isinstance(data, FileSplits):
+        cfg.check_streamed()
 
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     model = build_model(cfg, data, loss_fn.outputs(len(data.classes)))
