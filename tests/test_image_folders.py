@@ -181,16 +181,16 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
     splits = get_dataset("folder").load(two_class_folder)
     test = splits.test
 
-    def stream(cache_mb: int) -> FileStream:
+    def stream(cache_mb: int, size: tuple[int, int] = (16, 16), num_workers: int = 2) -> FileStream:
         return FileStream(
             splits.train.paths,
             splits.train.labels,
             channels=3,
-            size=(16, 16),
+            size=size,
             pipeline="sdnet",
             batch_size=4,
             seed=0,
-            num_workers=2,
+            num_workers=num_workers,
             device=torch.device("cpu"),
             eval_cache_mb=cache_mb,
         )
@@ -211,18 +211,9 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
     assert all(
         torch.equal(a, b) for pair in zip(first, streamed.evaluation(test.paths, test.labels, 3)) for a, b in zip(*pair)
     )
-    too_small = FileStream(  # a cache of 1 MB, images of 1.08 MB each: nothing fits, every pass reads the files
-        splits.train.paths,
-        splits.train.labels,
-        channels=3,
-        size=(600, 600),
-        pipeline="sdnet",
-        batch_size=4,
-        seed=0,
-        num_workers=0,
-        device=torch.device("cpu"),
-        eval_cache_mb=1,
-    )
+    too_small = stream(
+        1, size=(600, 600), num_workers=0
+    )  # 1 MB, images of 1.08 MB each: nothing fits, every pass reads
     assert len(list(too_small.evaluation(test.paths, test.labels, 3))) == len(first)
     assert too_small.cache_left == 2**20 and not too_small._cached
     two_class_folder.rename(moved)

@@ -16,6 +16,36 @@ from ray.cluster_utils import Cluster
 
 from tests.conftest import REPO
 
+
+def digits_study(storage, name: str, *extra: str, epochs: int = 1, repeats: int = 1, det_repeats: int = 1) -> list[str]:
+    """sweeps/run.py on digits, one seed and optimizer, one CPU per trial."""
+    args = [
+        "--dataset",
+        "digits",
+        "--seeds",
+        "0",
+        "--optimizers",
+        "sgd",
+        "--repeats",
+        str(repeats),
+        "--det-repeats",
+        str(det_repeats),
+    ]
+    args += [
+        "--epochs",
+        str(epochs),
+        "--cpus-per-trial",
+        "1",
+        "--gpus-per-trial",
+        "0",
+        "--name",
+        name,
+        "--storage-path",
+        str(storage),
+    ]
+    return [sys.executable, "sweeps/run.py", *args, *extra]
+
+
 pytestmark = pytest.mark.slow
 
 
@@ -25,37 +55,8 @@ def test_a_study_survives_losing_a_node(tmp_path):
     cluster.wait_for_nodes()
     driver = None
     try:
-        args = [
-            "--dataset",
-            "digits",
-            "--seeds",
-            "0",
-            "--optimizers",
-            "sgd",
-            "--repeats",
-            "3",
-            "--det-repeats",
-            "2",
-            "--epochs",
-            "20",
-            "--cpus-per-trial",
-            "1",
-            "--gpus-per-trial",
-            "0",
-            "--address",
-            cluster.address,
-            "--name",
-            "cluster",
-            "--storage-path",
-            str(tmp_path),
-        ]
-        driver = subprocess.Popen(
-            [sys.executable, "sweeps/run.py", *args],
-            cwd=REPO,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
+        command = digits_study(tmp_path, "cluster", "--address", cluster.address, epochs=20, repeats=3, det_repeats=2)
+        driver = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         experiment = tmp_path / "cluster"
         deadline = time.monotonic() + 150
         while (
@@ -95,33 +96,8 @@ def test_a_study_survives_losing_a_node(tmp_path):
 def test_a_study_without_address_starts_its_own_ray_beside_a_running_cluster(tmp_path):
     cluster = Cluster(initialize_head=True, connect=False, head_node_args={"num_cpus": 1, "num_gpus": 0})
     try:
-        args = [
-            "--dataset",
-            "digits",
-            "--seeds",
-            "0",
-            "--optimizers",
-            "sgd",
-            "--repeats",
-            "1",
-            "--det-repeats",
-            "1",
-            "--epochs",
-            "1",
-            "--cpus-per-trial",
-            "1",
-            "--gpus-per-trial",
-            "0",
-            "--name",
-            "alone",
-            "--storage-path",
-            str(tmp_path),
-        ]
-        proc = subprocess.run(
-            [sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=300
-        )
+        proc = subprocess.run(digits_study(tmp_path, "alone"), cwd=REPO, capture_output=True, text=True, timeout=300)
     finally:
         cluster.shutdown()
-    assert proc.returncode == 0, (
-        proc.stdout + proc.stderr
-    )  # it joined the cluster, and refused its own settings, before
+    # before, it joined the cluster and then refused its own settings
+    assert proc.returncode == 0, proc.stdout + proc.stderr
