@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REPO
-from trainables.loop import FAIL_AT_EPOCH_ENV
+from trainables.tune_entry import FAIL_AT_EPOCH_ENV
 
 pytestmark = pytest.mark.slow
 

@@ -9,12 +9,12 @@ import torch
 from layout import LAST_LAYER_FILE
 from tests.conftest import digits_trial, through_disk
 from trainables.config import TrialConfig
-from trainables.loop import FAIL_AT_EPOCH_ENV, run_trial
+from trainables.loop import fail_once_at, run_trial
 
 pytestmark = pytest.mark.slow
 
 
-def train(directory, restore=None, **overrides) -> tuple[list[dict], list[dict]]:
+def train(directory, restore=None, on_epoch_start=None, **overrides) -> tuple[list[dict], list[dict]]:
     directory.mkdir(exist_ok=True)
     metrics, states = [], []
     cfg = TrialConfig.from_dict(digits_trial(**{"epochs": 4, **overrides}))
@@ -24,6 +24,7 @@ def train(directory, restore=None, **overrides) -> tuple[list[dict], list[dict]]
         directory,
         torch.device("cpu"),
         restore=restore,
+        on_epoch_start=on_epoch_start,
     )
     return metrics, states
 
@@ -54,12 +55,11 @@ def test_a_resume_over_a_folder_with_later_epochs_keeps_one_copy_of_each(tmp_pat
         assert sorted(layers.files) == sorted(f"e{e:04d}_{p}" for e in range(1, 5) for p in ("weight", "bias"))
 
 
-def test_injected_failure_fails_the_first_attempt_only(tmp_path, monkeypatch):
-    monkeypatch.setenv(FAIL_AT_EPOCH_ENV, "3")
+def test_injected_failure_fails_the_first_attempt_only(tmp_path):
     with pytest.raises(RuntimeError, match="failure injected at epoch 3"):
-        train(tmp_path / "a")
-    _, states = train(tmp_path / "b", restore=None, epochs=2)  # never reaches epoch 3
-    finished, _ = train(tmp_path / "c", restore=states[-1])  # a restart passes epoch 3
+        train(tmp_path / "a", on_epoch_start=fail_once_at(3))
+    _, states = train(tmp_path / "b", restore=None, epochs=2, on_epoch_start=fail_once_at(3))  # never reaches epoch 3
+    finished, _ = train(tmp_path / "c", restore=states[-1], on_epoch_start=fail_once_at(3))  # a restart passes epoch 3
     assert finished[-1]["epoch"] == 4 and finished[-1]["restarts"] == 1
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ from trainables.optim import Schedule, build_optimizer
 from trainables.trial_state import Tracking, capture_rng, restore_rng
 
 Report = Callable[[dict, dict], None]  # (metrics, state to checkpoint)
-FAIL_AT_EPOCH_ENV = "CUDA_RANDOMNESS_FAIL_AT_EPOCH"  # tests only: fail once at this epoch
 
 
 @dataclass
@@ -195,30 +193,52 @@ def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) 
     return model
 
 
-def run_trial(
-    cfg: TrialConfig,
-    report: Report,
-    directory: Path,
-    device: torch.device | None = None,
-    restore: dict | None = None,
-    loaded_at: float | None = None,
-) -> dict:
-    """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a
-    state, to continue after it; `loaded_at` is the time.time() at which the trial's process started
-    (was forked, or began loading this code), so that start-up is measured from there. Returns the last metrics."""
-    started = time.perf_counter()
-    started_at = (
-        time.time() if loaded_at is None else loaded_at
-    )  # why: places the trial on the study's clock (bench/packing.py)
-    # why: where start-up goes; imports are timed from loaded_at, the rest from `started`
-    marks = {"imports": 0.0 if loaded_at is None else time.time() - loaded_at}
-    determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
-    device = device or default_device()
-    if device.type == "cuda":
-        torch.cuda.init()  # why: counted with the flags (setup_s), not hidden in the data or model part
-    marks["setup"] = time.perf_counter() - started
+class StartupClock:
+    """Where a trial's start-up goes: imports (from `loaded_at`: its fork, or the slot's own start)
+    and, from the call of run_trial, setup, data, model and the first training step."""
+
+    def __init__(self, loaded_at: float | None) -> None:
+        self.started = time.perf_counter()
+        self.started_at = time.time() if loaded_at is None else loaded_at  # why: places the trial on the study's clock
+        self.marks = {"imports": 0.0 if loaded_at is None else time.time() - loaded_at}
+
+    def mark(self, name: str) -> None:
+        self.marks[name] = time.perf_counter() - self.started
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def parts(self) -> dict[str, float]:
+        m = self.marks
+        return {
+            "imports_s": m["imports"],
+            "setup_s": m["setup"],
+            "data_s": m["data"] - m["setup"],
+            "model_s": m["model"] - m["data"],
+            "first_step_s": m["first_step"] - m["model"],
+        }
+
+
+@dataclass
+class Trial:
+    """Everything one trial trains with, built by setup()."""
+
+    cfg: TrialConfig
+    device: torch.device
+    directory: Path
+    data: ImageSplits | FileSplits
+    loss_fn: Loss
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    init_sha256: str
+
+
+def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: StartupClock) -> Trial:
+    """Data, the checks it allows, then model, optimizer and schedule: in this order, since the
+    model's initial weights are drawn from the RNG the determinism flags seeded."""
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
-    marks["data"] = time.perf_counter() - started
+    clock.mark("data")
     if data.val is None and (cfg.select != "last" or cfg.scheduler == "plateau"):
         raise ValueError(
             f"{cfg.dataset} has no validation split, so select={cfg.select!r} / scheduler={cfg.scheduler!r} cannot work"
@@ -227,7 +247,6 @@ def run_trial(
         raise ValueError(f"mean/std have {len(cfg.mean)} channels but {cfg.dataset} images have {data.in_chans}")
     if isinstance(data, FileSplits):
         cfg.check_streamed()
-
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     model = build_model(cfg, data, loss_fn.outputs(len(data.classes)))
     init_sha256 = state_sha256(model.state_dict())
@@ -236,137 +255,198 @@ def run_trial(
     schedule = Schedule(
         cfg, optimizer, steps_per_epoch=batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last)
     )
-    marks["model"] = time.perf_counter() - started
-    track, first_epoch = Tracking(), 1
+    clock.mark("model")
+    return Trial(cfg, device, directory, data, loss_fn, model, optimizer, schedule, init_sha256)
+
+
+def resume(trial: Trial, restore: dict | None) -> tuple[Tracking, int]:
+    """The bookkeeping and the first epoch to train: 1, or the one after the restored checkpoint."""
     if restore is None:
         write_last_layers(
-            directory, {}
+            trial.directory, {}
         )  # why: a trial started again from scratch must not keep a failed attempt's epochs
-    else:
-        model.load_state_dict(restore["model"])
-        optimizer.load_state_dict(restore["optimizer"])
-        schedule.load_state_dict(restore["schedule"])
-        restore_rng(restore["rng"])
-        track = Tracking.from_state(restore["tracking"])
-        first_epoch = restore["epoch"] + 1
-        track.restart_epochs.append(restore["epoch"])
-        write_last_layers(directory, track.last_layer)  # this attempt's folder may be a new one
-    if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
-        return {}
-    stream, held = data_streams(cfg, data, device)
-    normalize = normalizer(cfg, device)
-    precision = autocast(cfg, device)
+        return Tracking(), 1
+    trial.model.load_state_dict(restore["model"])
+    trial.optimizer.load_state_dict(restore["optimizer"])
+    trial.schedule.load_state_dict(restore["schedule"])
+    restore_rng(restore["rng"])
+    track = Tracking.from_state(restore["tracking"])
+    track.restart_epochs.append(restore["epoch"])
+    write_last_layers(trial.directory, track.last_layer)  # this attempt's folder may be a new one
+    return track, restore["epoch"] + 1
 
-    energy = EnergyMeter(device)
-    data_digest = StreamDigest()
-    better = _select_key(cfg)
-    fail_at = int(os.environ.get(FAIL_AT_EPOCH_ENV, "0"))
+
+def train_epoch(
+    trial: Trial, stream, epoch: int, normalize, precision, track: Tracking, digest: StreamDigest, clock: StartupClock
+) -> tuple[float, int]:  # noqa: ANN001 (a Stream, a normalizer, an autocast)
+    """One pass over the training stream: (mean training loss, examples seen). Epoch 1 also feeds
+    the data digest; the very first step also ends the start-up clock."""
+    cfg, device = trial.cfg, trial.device
+    trial.model.train()
+    plan = stream.plan(epoch)
+    if epoch == 1:
+        digest.update(*plan.digest_parts())
+    loss_sum, seen = torch.zeros((), device=device), 0
+    for k, (x, y, idx) in enumerate(stream.epoch(epoch, plan)):
+        if epoch == 1 and k < cfg.digest_batches:
+            digest.update(idx, x, y)
+        loss_sum += train_step(trial.model, trial.optimizer, trial.loss_fn, normalize(x), y, precision) * len(y)
+        trial.schedule.batch_step()
+        seen += len(y)
+        if track.first_step_s is None:
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)  # why: once, so that start-up includes the first step's kernels
+            clock.mark("first_step")
+            track.first_step_s = clock.marks["imports"] + clock.marks["first_step"]
+            track.startup_parts = clock.parts()
+    train_loss = float(loss_sum) / seen  # the epoch's one host-device sync
+    if not math.isfinite(train_loss):  # why: a diverged run would otherwise finish with a score and a digest
+        raise RuntimeError(
+            f"epoch {epoch}: the training loss is {train_loss}: training diverged (lr {cfg.lr:g} too high?)"
+        )
+    if epoch == 1:
+        track.data_sha256 = digest.hexdigest()
+    return train_loss, seen
+
+
+def select(track: Tracking, evals: dict[str, Evaluation], selection_score, epoch: int) -> None:  # noqa: ANN001
+    """Keep this epoch's test result as the trial's if it is the best so far by the validation
+    score (lower is better), or if the trial takes the last epoch."""
+    test = evals["test"]
+    key = selection_score(evals["val"]) if selection_score is not None else None
+    if key is None or key < track.best_key:  # select="last" takes every epoch in turn
+        if key is not None:
+            track.best_key = key
+        track.chosen_epoch, track.chosen_scores = epoch, test.scores
+        track.chosen_labels, track.chosen_probs = torch.from_numpy(test.labels), torch.from_numpy(test.probs)
+
+
+def epoch_row(
+    cfg: TrialConfig,
+    epoch: int,
+    train_loss: float,
+    evals: dict[str, Evaluation],
+    lr: float,
+    seen: int,
+    train_time: float,
+    epoch_time: float,
+) -> dict[str, object]:
+    """What every epoch reports: losses and scores per split, the primary metric, lr and speed."""
+    row: dict[str, object] = {"epoch": epoch, "train_loss": train_loss}
+    for name, ev in evals.items():
+        row[f"{name}_loss"] = ev.loss
+        row.update({f"{name}_{m}": v for m, v in ev.scores.items()})
+    row.update(
+        metric=evals["test"].scores[cfg.metric],
+        lr=lr,
+        train_time_s=train_time,
+        epoch_time_s=epoch_time,
+        samples_per_s=seen / train_time,
+    )
+    return row
+
+
+def final_row(trial: Trial, track: Tracking, clock: StartupClock, total_joules: float | None) -> dict[str, object]:
+    """What the last epoch adds: the selected score, every digest, runtime, energy, environment;
+    the selected epoch's predictions go beside the results."""
+    cfg = trial.cfg
+    final = track.chosen_scores[cfg.metric]
+    if not math.isfinite(final):
+        raise RuntimeError(
+            f"the selected epoch's test {cfg.metric} is {final}"
+            + (": AUC needs both classes in the test split" if cfg.metric == "auc" else "")
+        )
+    save_predictions(trial.directory, track.chosen_labels.numpy(), track.chosen_probs.numpy(), track.chosen_epoch)
+    return dict(
+        final_metric=final,
+        final_epoch=track.chosen_epoch,
+        weights_sha256=state_sha256(trial.model.state_dict()),
+        init_sha256=trial.init_sha256,
+        data_sha256=track.data_sha256,
+        runtime_s=track.elapsed_s + clock.elapsed(),
+        started_at=clock.started_at,
+        startup_s=track.first_step_s,
+        startup_parts=dict(track.startup_parts),
+        gpu_energy_j=total_joules,
+        energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
+        nondeterministic_ops=list(track.ops),
+        restarts=len(track.restart_epochs),
+        restart_epochs=list(track.restart_epochs),
+        env={**describe(trial.device), **determinism.current()._asdict()},  # why: the switches as this process ran
+    )
+
+
+def checkpoint(trial: Trial, epoch: int, track: Tracking, clock: StartupClock, total_joules: float | None) -> dict:
+    """The state a restart continues from: weights, optimizer, schedule, every RNG, bookkeeping."""
+    tracking = {**track.to_state(), "elapsed_s": track.elapsed_s + clock.elapsed(), "gpu_joules": total_joules}
+    return {
+        "epoch": epoch,
+        "model": trial.model.state_dict(),
+        "optimizer": trial.optimizer.state_dict(),
+        "schedule": trial.schedule.state_dict(),
+        "rng": capture_rng(),
+        "tracking": tracking,
+    }
+
+
+def run_trial(
+    cfg: TrialConfig,
+    report: Report,
+    directory: Path,
+    device: torch.device | None = None,
+    restore: dict | None = None,
+    loaded_at: float | None = None,
+    on_epoch_start: Callable[[int, Tracking], None] | None = None,
+) -> None:
+    """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a state,
+    to continue after it; `loaded_at` is the time.time() at which the trial's process started (was
+    forked, or began loading this code), so that start-up is measured from there; `on_epoch_start`
+    lets tests fail a trial at a chosen epoch."""
+    clock = StartupClock(loaded_at)
+    determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
+    device = device or default_device()
+    if device.type == "cuda":
+        torch.cuda.init()  # why: counted with the flags (setup_s), not hidden in the data or model part
+    clock.mark("setup")
+    trial = setup(cfg, device, directory, clock)
+    track, first_epoch = resume(trial, restore)
+    if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
+        return
+    stream, held = data_streams(cfg, trial.data, device)
+    normalize, precision = normalizer(cfg, device), autocast(cfg, device)
+    energy, digest, selection_score = EnergyMeter(device), StreamDigest(), _select_key(cfg)
     # why: only --det-warn-only lets a non-deterministic op through; then each one is recorded
     ops = determinism.NondeterministicOpLog() if cfg.det_warn_only else None
     with ops or contextlib.nullcontext():
         for epoch in range(first_epoch, cfg.epochs + 1):
-            if epoch == fail_at and not track.restart_epochs:
-                raise RuntimeError(f"failure injected at epoch {epoch} by {FAIL_AT_EPOCH_ENV} (tests only)")
+            if on_epoch_start is not None:
+                on_epoch_start(epoch, track)
             epoch_start = time.perf_counter()
-            model.train()
-            plan = stream.plan(epoch)
-            if epoch == 1:
-                data_digest.update(*plan.digest_parts())
-            loss_sum, seen = torch.zeros((), device=device), 0
-            for k, (x, y, idx) in enumerate(stream.epoch(epoch, plan)):
-                if epoch == 1 and k < cfg.digest_batches:
-                    data_digest.update(idx, x, y)
-                loss_sum += train_step(model, optimizer, loss_fn, normalize(x), y, precision) * len(y)
-                schedule.batch_step()
-                seen += len(y)
-                if track.first_step_s is None:
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)  # why: once, so that start-up includes the first step's kernels
-                    marks["first_step"] = time.perf_counter() - started
-                    track.first_step_s = marks["imports"] + marks["first_step"]
-                    track.startup_parts = {
-                        "imports_s": marks["imports"],
-                        "setup_s": marks["setup"],
-                        "data_s": marks["data"] - marks["setup"],
-                        "model_s": marks["model"] - marks["data"],
-                        "first_step_s": marks["first_step"] - marks["model"],
-                    }
-            train_loss = float(loss_sum) / seen  # the epoch's one host-device sync
-            if not math.isfinite(train_loss):  # why: a diverged run would otherwise finish with a score and a digest
-                raise RuntimeError(
-                    f"epoch {epoch}: the training loss is {train_loss}: training diverged (lr {cfg.lr:g} too high?)"
-                )
+            train_loss, seen = train_epoch(trial, stream, epoch, normalize, precision, track, digest, clock)
             train_time = time.perf_counter() - epoch_start
-            if epoch == 1:
-                track.data_sha256 = data_digest.hexdigest()
             evals = {
-                name: evaluate(model, batches(), normalize, cfg, loss_fn, precision) for name, batches in held.items()
+                name: evaluate(trial.model, batches(), normalize, cfg, trial.loss_fn, precision)
+                for name, batches in held.items()
             }
-            lr = optimizer.param_groups[0]["lr"]
-            schedule.step(evals["val"].loss if "val" in evals else None)
-            track.last_layer.update(append_last_layer(directory, epoch, classifier_of(model)))
-
-            test = evals["test"]
-            key = better(evals["val"]) if better is not None else None
-            if key is None or key < track.best_key:  # select="last" takes every epoch in turn
-                if key is not None:
-                    track.best_key = key
-                track.chosen_epoch, track.chosen_scores = epoch, test.scores
-                track.chosen_labels, track.chosen_probs = torch.from_numpy(test.labels), torch.from_numpy(test.probs)
-            metrics: dict[str, object] = {"epoch": epoch, "train_loss": train_loss}
-            for name, ev in evals.items():
-                metrics[f"{name}_loss"] = ev.loss
-                metrics.update({f"{name}_{m}": v for m, v in ev.scores.items()})
-            metrics.update(
-                metric=test.scores[cfg.metric],
-                lr=lr,
-                train_time_s=train_time,
-                epoch_time_s=time.perf_counter() - epoch_start,
-                samples_per_s=seen / train_time,
-            )
+            lr = trial.optimizer.param_groups[0]["lr"]
+            trial.schedule.step(evals["val"].loss if "val" in evals else None)
+            track.last_layer.update(append_last_layer(directory, epoch, classifier_of(trial.model)))
+            select(track, evals, selection_score, epoch)
+            row = epoch_row(cfg, epoch, train_loss, evals, lr, seen, train_time, time.perf_counter() - epoch_start)
             if ops:
                 track.ops += [op for op in ops.ops if op not in track.ops]
             joules = energy.joules()
             total_joules = None if joules is None else joules + (track.gpu_joules or 0.0)
             if epoch == cfg.epochs:
-                final = track.chosen_scores[cfg.metric]
-                if not math.isfinite(final):
-                    raise RuntimeError(
-                        f"the selected epoch's test {cfg.metric} is {final}"
-                        + (": AUC needs both classes in the test split" if cfg.metric == "auc" else "")
-                    )
-                save_predictions(directory, track.chosen_labels.numpy(), track.chosen_probs.numpy(), track.chosen_epoch)
-                metrics.update(
-                    final_metric=track.chosen_scores[cfg.metric],
-                    final_epoch=track.chosen_epoch,
-                    weights_sha256=state_sha256(model.state_dict()),
-                    init_sha256=init_sha256,
-                    data_sha256=track.data_sha256,
-                    runtime_s=track.elapsed_s + time.perf_counter() - started,
-                    started_at=started_at,
-                    startup_s=track.first_step_s,
-                    startup_parts=dict(track.startup_parts),
-                    gpu_energy_j=total_joules,
-                    energy_j=None if total_joules is None else total_joules * min(cfg.gpu_share, 1.0),
-                    nondeterministic_ops=list(track.ops),
-                    restarts=len(track.restart_epochs),
-                    restart_epochs=list(track.restart_epochs),
-                    env={**describe(device), **determinism.current()._asdict()},
-                )  # why: the switches as this process ran
-            tracking = {
-                **track.to_state(),
-                "elapsed_s": track.elapsed_s + time.perf_counter() - started,
-                "gpu_joules": total_joules,
-            }
-            report(
-                metrics,
-                {
-                    "epoch": epoch,
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "schedule": schedule.state_dict(),
-                    "rng": capture_rng(),
-                    "tracking": tracking,
-                },
-            )
-    return metrics
+                row.update(final_row(trial, track, clock, total_joules))
+            report(row, checkpoint(trial, epoch, track, clock, total_joules))
+
+
+def fail_once_at(epoch: int) -> Callable[[int, Tracking], None]:
+    """An on_epoch_start hook for tests: fail at `epoch` in a first attempt, pass after a restart."""
+
+    def hook(current: int, track: Tracking) -> None:
+        if current == epoch and not track.restart_epochs:
+            raise RuntimeError(f"failure injected at epoch {epoch} (tests only)")
+
+    return hook

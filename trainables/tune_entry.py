@@ -23,9 +23,10 @@ from datasets.registry import STREAMED  # noqa: E402
 from trainables import forked  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.environment import NODE_ENV  # noqa: E402
-from trainables.loop import Report, run_trial  # noqa: E402
+from trainables.loop import Report, fail_once_at, run_trial  # noqa: E402
 
 STATE_FILE = "state.pt"
+FAIL_AT_EPOCH_ENV = "CUDA_RANDOMNESS_FAIL_AT_EPOCH"  # tests only: each trial of the study fails once at this epoch
 # why: one decision, read by the driver (Tune's reuse_actors) and by train below: a kept actor is
 # safe only because each trial forks a fresh process from it; reusing actors without forking would
 # carry determinism flags and cuDNN's autotuning cache from one trial into the next
@@ -89,8 +90,10 @@ def train(config: dict) -> None:
     directory = Path(tune.get_context().get_trial_dir())
     directory.mkdir(parents=True, exist_ok=True)
     restore = load_state(tune.get_checkpoint())
+    # why: the tests of whole studies run the real command, so their failure hook travels as a variable
+    hook = fail_once_at(int(os.environ[FAIL_AT_EPOCH_ENV])) if os.environ.get(FAIL_AT_EPOCH_ENV) else None
     if not REUSE_ACTORS:  # the actor is not reused: this process is the trial's own
-        run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT)
+        run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT, on_epoch_start=hook)
         return
     # why: what every trial would import again (seconds each), the slot imports once
     for module in SLOT_PRELOAD:
@@ -99,5 +102,8 @@ def train(config: dict) -> None:
     loaded_at = SLOT.next_trial_origin()
     assert not torch.cuda.is_initialized(), "a slot must never start CUDA: its forked trials could not use the GPU"
     forked.run_forked(
-        lambda send: run_trial(cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at), report_saved
+        lambda send: run_trial(
+            cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at, on_epoch_start=hook
+        ),
+        report_saved,
     )
