@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,11 @@ def make_splits(table: pd.DataFrame, pngs: list[str], classes: tuple[str, ...]) 
         return FileSplit(tuple(frame["png"]), frame["label"].to_numpy(dtype=np.int64))
 
     return FileSplits(split(trainval.iloc[train_idx]), split(trainval.iloc[val_idx]), split(test), classes, in_chans=3)
+
+
+def reader_options(config: Mapping[str, object]) -> dict:
+    """What a trial's settings choose here: whether BENIGN_WITHOUT_CALLBACK images are dropped."""
+    return {"drop_benign_without_callback": bool(config["drop_benign_without_callback"])}
 
 
 def prepare(data_dir: Path, drop_benign_without_callback: bool = False) -> None:

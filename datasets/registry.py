@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
@@ -35,25 +36,30 @@ class ImageSplits:
         return int(self.train.images.shape[1])
 
 
-def _modules() -> dict[str, ModuleType]:
-    from datasets import cbis, cifar10, digits, folder, sdnet
-
-    return {"digits": digits, "cifar10": cifar10, "sdnet": sdnet, "cbis": cbis, "folder": folder}
-
-
-DATASETS = ("digits", "cifar10", "sdnet", "cbis", "folder")
-STREAMED = ("sdnet", "cbis", "folder")  # read from image files through workers (FileSplits), not held in memory
-
-
-def reader_options(name: str, config: Mapping[str, object]) -> dict:
-    """The options a trial's settings give its reader (only CBIS-DDSM has one)."""
-    return {"drop_benign_without_callback": bool(config["drop_benign_without_callback"])} if name == "cbis" else {}
+# Every reader, once: name -> (its module, whether it is streamed from image files through workers
+# (FileSplits) rather than held in memory). A module has prepare(data_dir) and load(data_dir), and
+# reader_options(config) where a trial's settings choose among its options. Modules are imported
+# when used: a slot should not pay for pandas (cbis) unless it reads CBIS-DDSM.
+READERS = {
+    "digits": ("datasets.digits", False),
+    "cifar10": ("datasets.cifar10", False),
+    "sdnet": ("datasets.sdnet", True),
+    "cbis": ("datasets.cbis", True),
+    "folder": ("datasets.folder", True),
+}
+DATASETS = tuple(READERS)
+STREAMED = tuple(name for name, (_, streamed) in READERS.items() if streamed)
 
 
 def get_dataset(name: str) -> ModuleType:
-    """The reader module for `name`: it has prepare(data_dir) and load(data_dir) -> ImageSplits
-    (held in memory) or image_folder.FileSplits (streamed from files)."""
-    modules = _modules()
-    if name not in modules:
+    """The reader module for `name`: prepare(data_dir) and load(data_dir) -> ImageSplits (held in
+    memory) or image_folder.FileSplits (streamed from files)."""
+    if name not in READERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}")
-    return modules[name]
+    return importlib.import_module(READERS[name][0])
+
+
+def reader_options(name: str, config: Mapping[str, object]) -> dict:
+    """The options a trial's settings give its reader; {} for a reader that has none."""
+    module = get_dataset(name)
+    return module.reader_options(config) if hasattr(module, "reader_options") else {}
