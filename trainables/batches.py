@@ -10,8 +10,9 @@ GPU-resident path and the worker path give the same pixels bit for bit.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -97,6 +98,23 @@ def batch_count(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]  # uint8 images, labels, example indices, on the trial's device
+HeldOut = Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]  # a held-out split's batches, fresh each call
+
+
+class Stream(Protocol):
+    """What a trial trains and evaluates from, the same calls whether the images are held in memory
+    (TrainStream) or read from files (trainables.file_stream.FileStream); trainables.streams builds one."""
+
+    def __len__(self) -> int: ...  # batches per epoch
+
+    def plan(self, epoch: int) -> EpochPlan: ...  # the epoch's order and augmentation draws, for the data digest
+
+    def epoch(self, epoch: int) -> Iterator[Batch]: ...  # the epoch's batches, in plan(epoch)'s order
+
+    def held_out(self, split, batch_size: int) -> HeldOut: ...  # noqa: ANN001 (a Split or a FileSplit)
+
+
 class TrainStream:
     """Yields (uint8 images, labels, example indices) on `device`, one epoch at a time."""
 
@@ -121,17 +139,27 @@ class TrainStream:
         home = device if num_workers == 0 else torch.device("cpu")
         self.images = torch.from_numpy(images).to(home)
         self.labels = torch.from_numpy(labels).to(home)
+        self._plan: tuple[int, EpochPlan] | None = None
+
+    def held_out(self, split, batch_size: int) -> HeldOut:  # noqa: ANN001 (a datasets Split)
+        """A held-out split's fixed-order batches; its images stay where the training images live."""
+        home = self.images.device
+        images, labels = torch.from_numpy(split.images).to(home), torch.from_numpy(split.labels).to(home)
+        return functools.partial(eval_batches, images, labels, batch_size, self.device)
 
     def __len__(self) -> int:
         return batch_count(len(self.labels), self.batch_size, self.drop_last)
 
     def plan(self, epoch: int) -> EpochPlan:
-        return epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip, self.alternate_flip)
+        if self._plan is None or self._plan[0] != epoch:  # why: the digest and the epoch ask for the same plan
+            self._plan = (
+                epoch,
+                epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip, self.alternate_flip),
+            )
+        return self._plan[1]
 
-    def epoch(
-        self, epoch: int, plan: EpochPlan | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        plan = plan or self.plan(epoch)
+    def epoch(self, epoch: int) -> Iterator[Batch]:
+        plan = self.plan(epoch)
         if self.num_workers == 0:
             yield from self._on_device(plan)
         else:

@@ -7,6 +7,7 @@ uint8 until they reach the device, like the in-memory stream's.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 from collections.abc import Callable, Iterator
@@ -153,12 +154,10 @@ class FileStream:
     def plan(self, epoch: int) -> EpochPlan:
         return epoch_plan(len(self.labels), self.seed, epoch, 0, False)
 
-    def epoch(
-        self, epoch: int, plan: EpochPlan | None = None
-    ) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-        """Epoch `epoch`'s batches in the order of plan(epoch) (the sampler draws that same plan;
-        `plan` is accepted so the two streams are called alike). Asking for the epoch after the
-        last one continues the running iterator; any other epoch starts a new one there."""
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Epoch `epoch`'s batches in the order of plan(epoch) (the sampler draws that same plan).
+        Asking for the epoch after the last one continues the running iterator; any other epoch
+        starts a new one there."""
         if self._running is None or epoch != self._next_epoch:
             self._batches.first = epoch
             self._running = on_device(self._train, self.device)
@@ -166,6 +165,10 @@ class FileStream:
         for _ in range(len(self)):
             yield next(self._running)
         self._next_epoch = epoch + 1
+
+    def held_out(self, split, batch_size: int) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:  # noqa: ANN001
+        """A held-out FileSplit's fixed-order batches (see evaluation)."""
+        return functools.partial(self.evaluation, split.paths, split.labels, batch_size)
 
     def evaluation(
         self, paths: tuple[str, ...], labels: np.ndarray, batch_size: int

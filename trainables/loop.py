@@ -8,7 +8,6 @@ them in a list.
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import time
 from collections.abc import Callable, Iterable
@@ -20,9 +19,10 @@ import torch
 
 from datasets import ImageSplits, get_dataset, reader_options
 from datasets.image_folder import FileSplits
-from trainables import determinism
+from datasets.registry import STREAMED
+from trainables import determinism, streams
 from trainables.artifacts import append_last_layer, save_predictions, write_last_layers
-from trainables.batches import TrainStream, batch_count, eval_batches
+from trainables.batches import batch_count
 from trainables.config import TrialConfig
 from trainables.digests import StreamDigest, state_sha256
 from trainables.environment import EnergyMeter, describe
@@ -110,58 +110,6 @@ def evaluate(
     return Evaluation(loss, scores(y_np, probs, cfg.metrics, cfg.f1_average), y_np, probs)
 
 
-def data_streams(cfg: TrialConfig, data: ImageSplits | FileSplits, device: torch.device):
-    """The training stream and, per held-out split, a function giving its evaluation batches."""
-    if isinstance(data, FileSplits):
-        from trainables.file_stream import (
-            FileStream,  # why: it imports albumentations (0.5 s), which in-memory sets never need
-        )
-
-        stream = FileStream(
-            data.train.paths,
-            data.train.labels,
-            channels=data.in_chans,
-            size=cfg.image_size,
-            pipeline=cfg.augment,
-            batch_size=cfg.batch_size,
-            seed=cfg.seed,
-            num_workers=cfg.num_workers,
-            device=device,
-            drop_last=cfg.drop_last,
-            eval_cache_mb=cfg.eval_cache_mb,
-        )
-        held = {
-            name: functools.partial(stream.evaluation, s.paths, s.labels, cfg.eval_batch_size)
-            for name, s in (("val", data.val), ("test", data.test))
-        }
-        return stream, held
-    stream = TrainStream(
-        data.train.images,
-        data.train.labels,
-        batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        crop_padding=cfg.crop_padding,
-        hflip=cfg.hflip,
-        alternate_flip=cfg.alternate_flip,
-        drop_last=cfg.drop_last,
-        num_workers=cfg.num_workers,
-        device=device,
-    )
-    home = device if cfg.num_workers == 0 else torch.device("cpu")
-    held = {
-        name: functools.partial(
-            eval_batches,
-            torch.from_numpy(s.images).to(home),
-            torch.from_numpy(s.labels).to(home),
-            cfg.eval_batch_size,
-            device,
-        )
-        for name, s in (("val", data.val), ("test", data.test))
-        if s is not None
-    }
-    return stream, held
-
-
 def _select_key(cfg: TrialConfig) -> Callable[[Evaluation], float] | None:
     """Lower is better; None means 'the last epoch'."""
     if cfg.select == "best_val_loss":
@@ -245,7 +193,7 @@ def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: Startu
         )
     if len(cfg.mean) != data.in_chans:
         raise ValueError(f"mean/std have {len(cfg.mean)} channels but {cfg.dataset} images have {data.in_chans}")
-    if isinstance(data, FileSplits):
+    if cfg.dataset in STREAMED:
         cfg.check_streamed()
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     model = build_model(cfg, data, loss_fn.outputs(len(data.classes)))
@@ -283,11 +231,10 @@ def train_epoch(
     the data digest; the very first step also ends the start-up clock."""
     cfg, device = trial.cfg, trial.device
     trial.model.train()
-    plan = stream.plan(epoch)
     if epoch == 1:
-        digest.update(*plan.digest_parts())
+        digest.update(*stream.plan(epoch).digest_parts())
     loss_sum, seen = torch.zeros((), device=device), 0
-    for k, (x, y, idx) in enumerate(stream.epoch(epoch, plan)):
+    for k, (x, y, idx) in enumerate(stream.epoch(epoch)):
         if epoch == 1 and k < cfg.digest_batches:
             digest.update(idx, x, y)
         loss_sum += train_step(trial.model, trial.optimizer, trial.loss_fn, normalize(x), y, precision) * len(y)
@@ -412,7 +359,7 @@ def run_trial(
     track, first_epoch = resume(trial, restore)
     if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
         return
-    stream, held = data_streams(cfg, trial.data, device)
+    stream, held = streams.build(cfg, trial.data, device)
     normalize, precision = normalizer(cfg, device), autocast(cfg, device)
     energy, digest, selection_score = EnergyMeter(device), StreamDigest(), _select_key(cfg)
     # why: only --det-warn-only lets a non-deterministic op through; then each one is recorded
