@@ -83,6 +83,16 @@ class Cell:
         return len(self.scores)
 
     @property
+    def mean(self) -> float:
+        """The noisy runs' mean score; NaN with no run."""
+        return float(self.scores.mean()) if self.n else np.nan
+
+    @property
+    def diff(self) -> float:
+        """det - mean, in points: the sign and unit of every table."""
+        return self.det - self.mean
+
+    @property
     def distinct(self) -> np.ndarray:
         """One score per distinct weights digest (their mean: an evaluation may differ by a hair)."""
         if not self.n:

@@ -61,7 +61,6 @@ def configurations(done: pd.DataFrame) -> pd.DataFrame:
     bit-identical to the deterministic run."""
     rows = []
     for c in cells(done):
-        mean = float(c.scores.mean()) if c.n else np.nan
         rows.append(
             {
                 **cell_key(c),
@@ -69,8 +68,8 @@ def configurations(done: pd.DataFrame) -> pd.DataFrame:
                 "n": c.n,
                 "n_distinct": c.n_distinct,
                 "n_equal_det": c.n_equal_det,
-                "mean_pct": mean,
-                "diff_pts": c.det - mean,
+                "mean_pct": c.mean,
+                "diff_pts": c.diff,
                 "max_dev_pts": float(np.abs(c.scores - c.det).max()) if c.n else np.nan,
                 "note": _notes(
                     "" if c.n else "no run of this mode finished",
@@ -95,7 +94,7 @@ def spread(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                 **cell_key(c),
                 "n": c.n,
                 "n_distinct": c.n_distinct,
-                "mean_pct": float(c.scores.mean()) if c.n else np.nan,
+                "mean_pct": c.mean,
                 "mean_lo": mean_lo,
                 "mean_hi": mean_hi,
                 "std_pts": float(c.scores.std(ddof=1)) if c.n > 1 else np.nan,
@@ -212,14 +211,13 @@ def paper_ttests(done: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     for c in cells(done):
         t, p = inference.one_sample_t(c.det, c.scores)
         _, p_distinct = inference.one_sample_t(c.det, c.distinct)
-        mean = float(c.scores.mean()) if c.n else np.nan
         rows.append(
             {
                 **cell_key(c),
                 "det_pct": c.det,
-                "mean_pct": mean,
-                "diff_pts": c.det - mean,
-                "diff_rel_pct": (c.det - mean) / c.det * 100,
+                "mean_pct": c.mean,
+                "diff_pts": c.diff,
+                "diff_rel_pct": c.diff / c.det * 100,
                 "n": c.n,
                 "n_distinct": c.n_distinct,
                 "t": t,
@@ -303,7 +301,7 @@ def mode_shift(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     by_group: dict[tuple[str, str], list[float]] = {}
     for c in cells(done):
         if c.n and not np.isnan(c.det):
-            by_group.setdefault((c.optimizer, c.mode), []).append(c.det - float(c.scores.mean()))
+            by_group.setdefault((c.optimizer, c.mode), []).append(c.diff)
         else:
             by_group.setdefault((c.optimizer, c.mode), [])
     for (optimizer, mode), diffs in sorted(

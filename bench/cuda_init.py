@@ -1,4 +1,4 @@
-"""Where a trial process's first seconds go (issue: fast, item 2): importing torch, Ray Tune and the
+"""Where a trial process's first seconds go: importing torch, Ray Tune and the
 trainable, and starting CUDA, each timed in a fresh process; CUDA's start again while another
 process holds the GPU driver open (through NVML, or with a CUDA context of its own), since with
 nothing holding it the driver may set itself up anew for every process. Usage on a GPU machine:

@@ -1,4 +1,4 @@
-"""Claim (issue: fast, item 7; the reference study's Table IV): what the deterministic mode costs
+"""Claim: what the deterministic mode costs
 per training step for each preset's model at the preset's image size and batch size.
 
 Each (preset, mode) runs in its own process, set up by trainables.determinism.apply exactly as a

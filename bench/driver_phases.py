@@ -1,4 +1,4 @@
-"""Claim (issue: fast, item 4): where a study's seconds go outside its trials, on the driver's
+"""Claim: where a study's seconds go outside its trials, on the driver's
 side: its imports, Ray's start, Tune's start up to the first trial's process, and from the last
 trial's end to the command's.
 

@@ -1,4 +1,4 @@
-"""Claims (issue: fast, items 1 and 7): the trainable's steady-state training epoch on the cifar10
+"""Claims: the trainable's steady-state training epoch on the cifar10
 preset is at most 1.10x a plain PyTorch loop over the same model, batch size and data already on the
 GPU; and what determinism costs (the reference study's Table IV) for the same model.
 

@@ -1,4 +1,4 @@
-"""Claim (issue: fast, item 5): the cifar10-fast preset reaches a mean test accuracy of at least
+"""Claim: the cifar10-fast preset reaches a mean test accuracy of at least
 90.69% (airbench94's score on the project's JPEG-rebuilt CIFAR-10) in 10 s or less per trial on one
 H100 or H200, in both modes, with the determinism contract kept.
 

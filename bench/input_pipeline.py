@@ -1,4 +1,4 @@
-"""Claim (issue: datasets, item 5): with the sdnet preset, an epoch streamed from JPEG files through
+"""Claim: with the sdnet preset, an epoch streamed from JPEG files through
 DataLoader workers and albumentations takes at most 10% longer than the same model, batch size and
 optimizer on batches already in GPU memory. An epoch is the training pass and, as in a trial, the
 validation and test passes after it (the training stream reads the next epoch ahead meanwhile);

@@ -1,4 +1,4 @@
-"""Claims (issue: fast, items 3 and 4): how much more sweep throughput --gpus-per-trial 0.5 and 0.25
+"""Claims: how much more sweep throughput --gpus-per-trial 0.5 and 0.25
 give than 1.0 on one GPU (to choose each preset's default share); and on several GPUs, how close a
 study's wall time comes to the sum of its trial times divided by the GPU count (target 0.9).
 

@@ -103,7 +103,7 @@ PRESETS: dict[str, dict] = {
             "sgd": {"lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
         },
     },
-    # cifar10 for studies of many repeats: a ~10 s trial instead of hours (issue: fast, item 5). The
+    # cifar10 for studies of many repeats: a ~10 s trial instead of hours. The
     # network and the recipe follow Jordan (2024), airbench94's paper (trainables/airbench_net.py)
     "cifar10-fast": {
         "study": {

@@ -1,5 +1,5 @@
 """Each table against numbers computed here independently, scipy or statsmodels; every defect of
-the statistics review (shared reviews/statistics.md) reproduced as a test the old code failed."""
+an independent review of the statistics reproduced as a test the old code failed."""
 
 import numpy as np
 import pandas as pd
