@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     try:
         if study.address is not None:
             launch.check_address(study.address)
-        if study.address is None:  # local: everything is known before Ray starts
+        else:  # local: everything is known before Ray starts
             cpus, gpus = launch.local_resources()
             where = "this machine (where Ray starts) has"
             gpus_per_trial = launch.resolve_gpus(study, cpus, gpus, where=where)
