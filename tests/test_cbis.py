@@ -196,16 +196,9 @@ def test_pretrained_weights_offline_get_one_line_naming_the_ways_out(cbis_dir, t
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # as on a machine with no internet, at once
     base = [
         sys.executable,
-        "sweeps/run.py",
-        "--dataset",
-        "cbis",
-        "--data-dir",
+        *"sweeps/run.py --dataset cbis --data-dir".split(),
         str(cbis_dir),
-        "--gpus-per-trial",
-        "0",
-        "--cpus-per-trial",
-        "1",
-        "--storage-path",
+        *"--gpus-per-trial 0 --cpus-per-trial 1 --storage-path".split(),
         str(tmp_path / "exp"),
     ]
     proc = subprocess.run(base, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)

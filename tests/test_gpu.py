@@ -20,27 +20,9 @@ def test_deterministic_repeats_are_bit_identical_and_non_deterministic_ones_diff
     assert torch.cuda.is_available(), "the gpu marker runs only where CUDA is"
     data = write_cifar10(tmp_path / "data", n_train_per_batch=400, n_test=500)
     args = [
-        "--dataset",
-        "cifar10",
-        "--data-dir",
+        *"--dataset cifar10 --data-dir".split(),
         str(data),
-        "--model",
-        "preactresnet18",
-        "--seeds",
-        "0",
-        "--optimizers",
-        "sgd",
-        "--repeats",
-        "4",
-        "--det-repeats",
-        "3",
-        "--epochs",
-        "1",
-        "--gpus-per-trial",
-        "0.25",
-        "--name",
-        "gpu",
-        "--storage-path",
+        *"--model preactresnet18 --seeds 0 --optimizers sgd --repeats 4 --det-repeats 3 --epochs 1 --gpus-per-trial 0.25 --name gpu --storage-path".split(),
         str(tmp_path / "exp"),
     ]
     proc = subprocess.run(

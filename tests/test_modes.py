@@ -111,27 +111,7 @@ def test_a_study_of_the_paper_s_two_modes_has_no_sources_table(tmp_path):
 def four_modes(tmp_path_factory):
     storage = tmp_path_factory.mktemp("experiments")
     args = [
-        "--dataset",
-        "digits",
-        "--modes",
-        "all",
-        "--seeds",
-        "0",
-        "--optimizers",
-        "sgd",
-        "--repeats",
-        "2",
-        "--det-repeats",
-        "1",
-        "--epochs",
-        "2",
-        "--cpus-per-trial",
-        "1",
-        "--gpus-per-trial",
-        "0",
-        "--name",
-        "modes",
-        "--storage-path",
+        *"--dataset digits --modes all --seeds 0 --optimizers sgd --repeats 2 --det-repeats 1 --epochs 2 --cpus-per-trial 1 --gpus-per-trial 0 --name modes --storage-path".split(),
         str(storage),
     ]
     proc = subprocess.run(

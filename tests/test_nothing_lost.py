@@ -21,22 +21,9 @@ pytestmark = pytest.mark.slow
 
 EPOCHS = 10
 GRID = [
-    "--dataset",
-    "digits",
-    "--seeds",
-    "0",
-    "--optimizers",
-    "sgd",
-    "--repeats",
-    "2",
-    "--det-repeats",
-    "2",
-    "--epochs",
+    *"--dataset digits --seeds 0 --optimizers sgd --repeats 2 --det-repeats 2 --epochs".split(),
     str(EPOCHS),
-    "--gpus-per-trial",
-    "0",
-    "--cpus-per-trial",
-    "1",
+    *"--gpus-per-trial 0 --cpus-per-trial 1".split(),
 ]
 
 

@@ -15,26 +15,7 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 ARGS = [
-    "--dataset",
-    "digits",
-    "--seeds",
-    "0,1",
-    "--optimizers",
-    "sgd",
-    "--repeats",
-    "2",
-    "--det-repeats",
-    "2",
-    "--epochs",
-    "2",
-    "--cpus-per-trial",
-    "1",
-    "--gpus-per-trial",
-    "0",
-    "--max-concurrent",
-    "2",
-    "--name",
-    "e2e",
+    *"--dataset digits --seeds 0,1 --optimizers sgd --repeats 2 --det-repeats 2 --epochs 2 --cpus-per-trial 1 --gpus-per-trial 0 --max-concurrent 2 --name e2e".split()
 ]
 PARAMS = {
     "dataset",
