@@ -13,6 +13,7 @@ the distinct outcomes, one score per digest, and say so.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -92,7 +93,7 @@ class Cell:
         """det - mean, in points: the sign and unit of every table."""
         return self.det - self.mean
 
-    @property
+    @functools.cached_property
     def distinct(self) -> np.ndarray:
         """One score per distinct weights digest (their mean: an evaluation may differ by a hair)."""
         if not self.n:

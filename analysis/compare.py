@@ -36,7 +36,7 @@ class Side:
 
 def _side(path: Path) -> Side:
     experiment = load_experiment(path)
-    done = scored(experiment)
+    done = scored(experiment).done
     return Side(path.name, experiment.trials, done, {(c.optimizer, c.seed, c.mode): c for c in cells(done)})
 
 

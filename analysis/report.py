@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import artifacts, figures, sources, stats
-from analysis.cells import DET, finished
+from analysis.cells import DET, Scored, finished
 from analysis.display import markdown, p_value
 from analysis.load import Experiment
 
@@ -30,7 +30,7 @@ class ReportOptions:
     power: float = 0.8
 
 
-def scored(experiment: Experiment) -> pd.DataFrame:
+def scored(experiment: Experiment) -> Scored:
     """The finished, scored trials; what could not be scored is added to experiment.skipped."""
     trials = experiment.trials
     if trials.empty:
@@ -51,18 +51,17 @@ def scored(experiment: Experiment) -> pd.DataFrame:
             f"{experiment.path}: finished trials are all {', '.join(sorted(modes))}; "
             "the comparison needs deterministic runs and at least one other mode"
         )
-    return result.done
+    return result
 
 
-def tables_for(experiment: Experiment, done: pd.DataFrame, options: ReportOptions) -> dict[str, pd.DataFrame]:
-    confidence = 1 - options.alpha
-    nan_trials = tuple(n.split(":", 1)[0] for n in experiment.skipped if "score is NaN" in n)
+def tables_for(experiment: Experiment, result: Scored, options: ReportOptions) -> dict[str, pd.DataFrame]:
+    confidence, done = 1 - options.alpha, result.done
     with warnings.catch_warnings():
         # why: scipy warns on precision loss for nearly identical scores; each table's note says what that means
         warnings.simplefilter("ignore", RuntimeWarning)
         tests = stats.paper_ttests(done, options.alpha)
         return {
-            "integrity": stats.integrity(experiment.trials, nan_trials),
+            "integrity": stats.integrity(experiment.trials, result.nan_trials),
             "outcomes": stats.outcomes(done),
             "table1_extremes": stats.table1_extremes(done),
             "table2_configurations": stats.configurations(done),
@@ -85,7 +84,8 @@ def tables_for(experiment: Experiment, done: pd.DataFrame, options: ReportOption
 
 def build(experiment: Experiment, out: Path, options: ReportOptions = ReportOptions()) -> str:
     """Write OUT/report.md, OUT/*.csv and OUT/*.png; return the terminal summary."""
-    done = scored(experiment)
+    result = scored(experiment)
+    done = result.done
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write-test"
@@ -94,7 +94,7 @@ def build(experiment: Experiment, out: Path, options: ReportOptions = ReportOpti
     except OSError as exc:
         raise ReportError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
     metric = str(done["metric"].iloc[0]) if "metric" in done else "metric"
-    tables = tables_for(experiment, done, options)
+    tables = tables_for(experiment, result, options)
     for name, table in tables.items():
         table.to_csv(out / f"{name}.csv", index=False)
     pngs = [figures.metric_distribution(done, metric, out), figures.runtime_by_mode(experiment.trials, out)]

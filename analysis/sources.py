@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats as sp
 
 from analysis.cells import DET, PAPER_NOISY, noisy_modes
+from analysis.stats import pooled_variance
 
 AUTOTUNER, KERNELS = "autotuner-only", "kernels-only"
 SOURCES = (AUTOTUNER, KERNELS)
@@ -29,20 +30,13 @@ def ratio_interval(
     return float(ratio / sp.f.ppf(1 - tail, df_num, df_den)), float(ratio / sp.f.ppf(tail, df_num, df_den))
 
 
-def _within(group: pd.DataFrame) -> tuple[float, int]:
-    """Variance within seeds, pooled, and its degrees of freedom (runs - seeds)."""
-    dev = group["score"] - group.groupby("seed")["score"].transform("mean")
-    dof = len(group) - group["seed"].nunique()
-    return (float((dev**2).sum() / dof) if dof > 0 else np.nan), dof
-
-
 def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, object]:
-    paper_var, paper_df = _within(by_mode[PAPER_NOISY]) if PAPER_NOISY in by_mode else (np.nan, 0)
+    paper_var, paper_df = pooled_variance(by_mode[PAPER_NOISY]) if PAPER_NOISY in by_mode else (np.nan, 0)
     row: dict[str, object] = {"paper_var": paper_var, "paper_df": paper_df}
     shares, parts = {}, []
     for mode in SOURCES:
         key = mode.split("-")[0]
-        var, df = _within(by_mode[mode]) if mode in by_mode else (np.nan, 0)
+        var, df = pooled_variance(by_mode[mode]) if mode in by_mode else (np.nan, 0)
         share = var / paper_var if paper_var > 0 else np.nan
         lo, hi = ratio_interval(var, df, paper_var, paper_df, confidence)
         row.update(

@@ -387,11 +387,17 @@ def seed_vs_cuda(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     )
 
 
-def pooled_sd(group: pd.DataFrame) -> tuple[float, int]:
-    """The within-configuration std pooled over seeds, and its degrees of freedom (runs - seeds)."""
+def pooled_variance(group: pd.DataFrame) -> tuple[float, int]:
+    """The within-seed variance of a mode's runs, pooled over seeds, and its degrees of freedom (runs - seeds)."""
     dev = group["score"] - group.groupby("seed")["score"].transform("mean")
     dof = len(group) - group["seed"].nunique()
-    return (float(np.sqrt((dev**2).sum() / dof)) if dof > 0 else np.nan), dof
+    return (float((dev**2).sum() / dof) if dof > 0 else np.nan), dof
+
+
+def pooled_sd(group: pd.DataFrame) -> tuple[float, int]:
+    """The within-configuration std pooled over seeds, and its degrees of freedom."""
+    variance, dof = pooled_variance(group)
+    return float(np.sqrt(variance)), dof
 
 
 def power_table(
@@ -495,9 +501,9 @@ def integrity(trials: pd.DataFrame, nan_scored: tuple[str, ...] = ()) -> pd.Data
 def outcomes(done: pd.DataFrame) -> pd.DataFrame:
     """Per noisy mode: how many runs, how many distinct outcomes, how many equal their
     configuration's deterministic digest; the facts that decide what the tests can mean."""
-    rows = []
+    rows, every_cell = [], list(cells(done))
     for mode in noisy_modes(done):
-        mode_cells = [c for c in cells(done) if c.mode == mode]
+        mode_cells = [c for c in every_cell if c.mode == mode]
         rows.append(
             {
                 "mode": mode,
