@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from layout import MODES, PAPER_MODES
+from layout import DETERMINISTIC, MODES, PAPER_MODES
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
 from trainables.config import MAX_SEED, OPTIMIZERS, FieldError, TrialConfig
@@ -195,7 +195,7 @@ def _modes(text: str) -> tuple[str, ...]:
             raise UsageError(f"--modes: unknown {name!r}; known: {', '.join(MODES)}, or all")
     if len(set(names)) != len(names):
         raise UsageError(f"--modes: {text!r} lists a mode twice")
-    if "deterministic" not in names or len(names) < 2:
+    if DETERMINISTIC not in names or len(names) < 2:
         raise UsageError("--modes: needs deterministic (the reference) and at least one other mode")
     return tuple(m for m in MODES if m in names)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from layout import PAPER_MODES
+from layout import DETERMINISTIC, PAPER_MODES
 from trainables.config import TrialConfig
 
 
@@ -29,7 +29,7 @@ def build_trials(spec: GridSpec) -> list[dict]:
     for seed in spec.seeds:
         for optimizer in spec.optimizers:
             for mode in spec.modes:
-                for repeat in range(spec.det_repeats if mode == "deterministic" else spec.repeats):
+                for repeat in range(spec.det_repeats if mode == DETERMINISTIC else spec.repeats):
                     config = {
                         **spec.trial,
                         **spec.per_optimizer.get(optimizer, {}),

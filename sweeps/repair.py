@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 from layout import FINISHED_KEY
+from sweeps.storage import tune_state
 
 
 def _whole_lines(raw: bytes) -> tuple[list[bytes], bool]:
@@ -35,15 +36,13 @@ def _whole_lines(raw: bytes) -> tuple[list[bytes], bool]:
 def _last_results(experiment: Path) -> dict[str, dict]:
     """Trial folder name -> its last result, from the newest experiment state that parses."""
     for state in sorted(experiment.glob("experiment_state-*.json"), reverse=True):
-        try:
-            trials = json.loads(state.read_text())["trial_data"]
-            out = {}
-            for trial_json, runtime_json in trials:
-                trial, runtime = json.loads(trial_json), json.loads(runtime_json)
-                out[trial["relative_logdir"]] = runtime.get("last_result") or {}
-            return out
-        except (ValueError, KeyError, TypeError, OSError):
+        trials = tune_state(state)
+        if trials is None:
             continue  # a state cut off mid-write: the one before it
+        try:
+            return {json.loads(t)["relative_logdir"]: json.loads(r).get("last_result") or {} for t, r in trials}
+        except (ValueError, KeyError, TypeError):
+            continue
     return {}
 
 

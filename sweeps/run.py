@@ -43,7 +43,6 @@ def main(argv: list[str]) -> int:
         dry_run(study)
         return 0
 
-    from analysis import load_experiment
     from datasets import DataError, get_dataset, reader_options
     from datasets.image_folder import SPLITS_DIR_ENV
     from sweeps import launch, storage
@@ -59,11 +58,9 @@ def main(argv: list[str]) -> int:
     if resume:  # why: a finished study needs no data, weights or Ray, so check before fetching any
         from sweeps.repair import repair_results
 
-        for note in repair_results(experiment) + storage.set_aside_earlier_attempts(
-            experiment, load_experiment(experiment).trials
-        ):
+        for note in repair_results(experiment):
             print(note)
-        rows = summary_rows(load_experiment(experiment).trials)
+        rows = summary_rows(storage.counted_trials(experiment))
         finished = int((rows["status"] == "finished").sum())
         if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
             print(
@@ -114,9 +111,7 @@ def main(argv: list[str]) -> int:
         raise
     if (line := storage.disk_full(experiment)) is not None:
         print(line, file=sys.stderr)
-    for note in storage.set_aside_earlier_attempts(experiment, load_experiment(experiment).trials):
-        print(note)
-    rows = summary_rows(load_experiment(experiment).trials)
+    rows = summary_rows(storage.counted_trials(experiment))
     command = " ".join(["python", "sweeps/run.py", *argv])
     print("\n" + format_summary(rows, metric))
     print(f"\nExperiment directory: {experiment}\nAnalysis: python -m analysis report {experiment}")

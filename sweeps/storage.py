@@ -64,14 +64,20 @@ def disk_full(experiment: Path) -> str | None:
     )
 
 
+def tune_state(path: Path) -> list | None:
+    """The trial data of one of Tune's experiment_state-*.json files; None if it is cut off."""
+    try:
+        return json.loads(path.read_text())["trial_data"]
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+
+
 def set_aside_broken_states(experiment: Path) -> list[str]:
     """Move Tune state files that do not parse out of Tune's way, so it restores the newest intact
     one; one note per file moved."""
     notes = []
     for state in sorted(experiment.glob("experiment_state-*.json")):
-        try:
-            json.loads(state.read_text())["trial_data"]
-        except (ValueError, KeyError, TypeError, OSError):
+        if tune_state(state) is None:
             (experiment / BROKEN).mkdir(exist_ok=True)
             state.replace(experiment / BROKEN / state.name)
             notes.append(f"{state.name} is cut off (a full disk?); set aside in {BROKEN}/")
@@ -86,14 +92,25 @@ def set_aside_earlier_attempts(experiment: Path, trials) -> list[str]:  # noqa: 
     """Tune starts a failed trial again in a new folder; once that run finished, the failed
     attempt's folder moves to SUPERSEDED/ so the trial is counted once. One note per folder."""
     notes = []
-    labels = trials["trial"].str.split("_").str[:4].str.join("_")
+    labels = trials["trial"].map(_label)
     done = set(labels[trials["status"] == "finished"])
     for name, label, status in zip(trials["trial"], labels, trials["status"]):
         if status != "finished" and label in done:
-            (experiment / SUPERSEDED).mkdir(exist_ok=True)
-            (experiment / name).replace(experiment / SUPERSEDED / name)
+            _set_aside(experiment, name)
             notes.append(f"{label}: an earlier attempt ({status}) moved to {SUPERSEDED}/; a later run of it finished")
     return notes
+
+
+def counted_trials(experiment: Path):  # noqa: ANN201 (the loader's trials table)
+    """The experiment's trials once earlier attempts of finished trials are set aside (said in one
+    line each); the directory is read a second time only if one was."""
+    from analysis import load_experiment
+
+    trials = load_experiment(experiment).trials
+    notes = set_aside_earlier_attempts(experiment, trials)
+    for note in notes:
+        print(note)
+    return load_experiment(experiment).trials if notes else trials
 
 
 def supersede_unfinished(experiment: Path, trials: list[dict], finished_labels: set[str]) -> list[dict]:
@@ -101,10 +118,17 @@ def supersede_unfinished(experiment: Path, trials: list[dict], finished_labels: 
     fresh start of each is the only one the analysis sees."""
     from sweeps.grid import trial_label
 
-    aside = experiment / SUPERSEDED
     for folder in sorted(p.parent for p in experiment.glob("*/params.json")):
-        label = "_".join(folder.name.split("_")[:4])
-        if label not in finished_labels:
-            aside.mkdir(exist_ok=True)
-            folder.replace(aside / folder.name)
+        if _label(folder.name) not in finished_labels:
+            _set_aside(experiment, folder.name)
     return [t for t in trials if trial_label(t) not in finished_labels]
+
+
+def _label(folder: str) -> str:
+    """The trial label (sweeps.grid.trial_label) a trial folder's name starts with, before Tune's id."""
+    return "_".join(folder.split("_")[:4])
+
+
+def _set_aside(experiment: Path, folder: str) -> None:
+    (experiment / SUPERSEDED).mkdir(exist_ok=True)
+    (experiment / folder).replace(experiment / SUPERSEDED / folder)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from layout import CONFIG_KEYS
+from layout import CONFIG_KEYS, DETERMINISTIC
 
 KEYS = [*CONFIG_KEYS, "mode"]
 STATUS = {"finished": "finished", "errored": "failed", "running": "stopped"}  # the loader's words -> the summary's
@@ -29,7 +29,7 @@ def _digest_verdict(group: pd.DataFrame) -> str:
     if len(digests) == 0:
         return "-"
     distinct = digests.nunique()
-    if group.name[-1] == "deterministic":  # type: ignore[attr-defined]
+    if group.name[-1] == DETERMINISTIC:  # type: ignore[attr-defined]
         if len(digests) == 1:
             return "1 run only"
         return "yes" if distinct == 1 else f"NO ({distinct} digests)"
