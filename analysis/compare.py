@@ -52,7 +52,8 @@ def environment_diff(a: Side, b: Side) -> pd.DataFrame:
             rows.append(
                 {"kind": "environment", "key": key, "a": ", ".join(values[0]) or "–", "b": ", ".join(values[1]) or "–"}
             )
-    params = [c for c in a.trials.columns.intersection(b.trials.columns) if c in _settings(a) and c not in NOT_SETTINGS]
+    settings = _settings(a) - NOT_SETTINGS
+    params = [c for c in a.trials.columns.intersection(b.trials.columns) if c in settings]
     for key in sorted(params):
         values = [sorted(map(str, s.trials[key].dropna().unique())) for s in (a, b)]
         if values[0] != values[1]:

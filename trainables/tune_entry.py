@@ -31,10 +31,11 @@ FAIL_AT_EPOCH_ENV = "CUDA_RANDOMNESS_FAIL_AT_EPOCH"  # tests only: each trial of
 # safe only because each trial forks a fresh process from it; reusing actors without forking would
 # carry determinism flags and cuDNN's autotuning cache from one trial into the next
 REUSE_ACTORS = forked.available()
-# imported once per slot, each with its reason: what every trial would otherwise import again
+# imported once per slot, what every trial would otherwise import again (seconds each): module ->
+# whether only data sets streamed from files need it
 SLOT_PRELOAD = {
-    "torch._dynamo": "every trial's first optimizer step imports it (seconds)",
-    "trainables.file_stream": "albumentations and OpenCV, for data sets streamed from files",
+    "torch._dynamo": False,  # every trial's first optimizer step imports it
+    "trainables.file_stream": True,  # albumentations and OpenCV
 }
 
 
@@ -96,8 +97,8 @@ def train(config: dict) -> None:
         run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT, on_epoch_start=hook)
         return
     # why: what every trial would import again (seconds each), the slot imports once
-    for module in SLOT_PRELOAD:
-        if module != "trainables.file_stream" or cfg.dataset in STREAMED:
+    for module, streamed_only in SLOT_PRELOAD.items():
+        if not streamed_only or cfg.dataset in STREAMED:
             importlib.import_module(module)
     loaded_at = SLOT.next_trial_origin()
     assert not torch.cuda.is_initialized(), "a slot must never start CUDA: its forked trials could not use the GPU"
