@@ -14,7 +14,7 @@ import pandas as pd
 from scipy import stats as sp
 
 from analysis.cells import DET, PAPER_NOISY, noisy_modes
-from analysis.stats import pooled_variance
+from analysis.stats import distinct_per_config, pooled_variance
 
 AUTOTUNER, KERNELS = "autotuner-only", "kernels-only"
 SOURCES = (AUTOTUNER, KERNELS)
@@ -41,7 +41,7 @@ def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, objec
         lo, hi = ratio_interval(var, df, paper_var, paper_df, confidence)
         row.update(
             {
-                f"{key}_n_distinct": int(by_mode[mode]["weights_sha256"].nunique()) if mode in by_mode else 0,
+                f"{key}_n_distinct": distinct_per_config(by_mode[mode]) if mode in by_mode else 0,
                 f"{key}_var": var,
                 f"{key}_share": share,
                 f"{key}_share_lo": lo,
@@ -140,6 +140,7 @@ def mode_cost(done: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
                     "trial_vs_det_pct": (trial_min / base.get("trial_min", np.nan) - 1) * 100,
                     "epoch_s": epoch_s,
                     "epoch_vs_det_pct": (epoch_s / base.get("epoch_s", np.nan) - 1) * 100,
+                    "note": "" if np.isfinite(epoch_s) else "one epoch per trial: no epoch after the first to time",
                 }
             )
     return pd.DataFrame(
@@ -153,6 +154,7 @@ def mode_cost(done: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
             "trial_vs_det_pct",
             "epoch_s",
             "epoch_vs_det_pct",
+            "note",
         ],
     )
 

@@ -356,7 +356,7 @@ def seed_vs_cuda(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
                     "mode": mode,
                     "seeds": r.seeds,
                     "runs": r.runs,
-                    "n_distinct": int(group["weights_sha256"].nunique()),
+                    "n_distinct": distinct_per_config(group),
                     "var_seed": r.var_seed,
                     "var_cuda": r.var_cuda,
                     "var_cuda_lo": r.var_cuda_lo,
@@ -385,6 +385,11 @@ def seed_vs_cuda(done: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
             "note",
         ],
     )
+
+
+def distinct_per_config(runs: pd.DataFrame) -> int:
+    """Distinct outcomes summed over configurations: a digest counts once within its configuration."""
+    return int(runs.groupby("seed")["weights_sha256"].nunique().sum())
 
 
 def pooled_variance(group: pd.DataFrame) -> tuple[float, int]:

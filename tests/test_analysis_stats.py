@@ -392,3 +392,12 @@ def test_table6_energy_measured_and_estimated(done):
         row(t, optimizer="sgd")["kwh"] == pytest.approx(sgd_joules / 3.6e6) and row(t, optimizer="sgd")["measured"] == 0
     )
     assert row(t, optimizer="all")["co2_kg"] == pytest.approx((adam_joules + sgd_joules) / 3.6e6 * 0.5)
+
+
+def test_distinct_outcomes_are_counted_within_each_configuration(tmp_path):
+    # the same digest names in two configurations are two outcomes (different seeds never share weights)
+    write_config(tmp_path, optimizer="sgd", seed=0, det=93.3, noisy=[93.1, 93.1, 93.2], digests=["a", "a", "b"])
+    write_config(tmp_path, optimizer="sgd", seed=1, det=92.0, noisy=[92.1, 91.9, 92.0], digests=["a", "b", "c"])
+    done = scored(tmp_path)
+    assert row(stats.seed_vs_cuda(done), optimizer="sgd")["n_distinct"] == 5
+    assert stats.outcomes(done).iloc[0]["distinct"] == 5
