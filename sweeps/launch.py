@@ -17,6 +17,7 @@ from sweeps.cli import Study, UsageError
 from sweeps.grid import trial_label
 from trainables.determinism import CUBLAS_WORKSPACE
 from trainables.environment import GIT_COMMIT_ENV
+from trainables.placement import PIN_CPUS_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STUDY_FILE = "study.json"  # the trial grid this experiment directory was made for
@@ -151,6 +152,7 @@ def start_ray(study: Study, log_file: Path) -> None:
         GIT_COMMIT_ENV: git_commit() or "",
         SPLITS_DIR_ENV: os.environ.get(SPLITS_DIR_ENV, str(study.storage_path / ".splits")),
         MAX_PIXELS_ENV: str(MAX_IMAGE_PIXELS),
+        PIN_CPUS_ENV: "1" if study.pin_cpus else "0",
     }
     runtime_env: dict = {"env_vars": env_vars}
     if study.address:

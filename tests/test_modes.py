@@ -139,6 +139,14 @@ def test_each_trial_process_ran_with_its_mode_s_switches(four_modes):
     assert trials["init_sha256"].nunique() == 1 and trials["data_sha256"].nunique() == 1  # one contract for every mode
 
 
+def test_each_trial_process_ran_on_a_core_of_its_own(four_modes):
+    """--cpus-per-trial 1: each trial's process pinned to one core, with one intra-op thread."""
+    trials = load_experiment(four_modes).trials
+    assert (trials["env_cpu_pinning"] == "pinned").all(), trials["env_cpu_pinning"].tolist()
+    assert trials["env_cpu_cores"].astype(str).str.fullmatch(r"\d+").all()
+    assert (trials["env_torch_threads"] == 1).all()
+
+
 def test_a_four_mode_report_has_the_sources_table(four_modes, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "analysis", "report", str(four_modes), "--out", str(tmp_path)],

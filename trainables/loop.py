@@ -30,6 +30,7 @@ from trainables.losses import Loss
 from trainables.metrics import scores
 from trainables.models import classifier_of, create_model
 from trainables.optim import Schedule, build_optimizer
+from trainables.placement import Placement, pin
 from trainables.trial_state import Tracking, capture_rng, restore_rng
 
 Report = Callable[[dict, dict], None]  # (metrics, state to checkpoint)
@@ -180,9 +181,10 @@ class Trial:
     optimizer: torch.optim.Optimizer
     schedule: Schedule
     init_sha256: str
+    placement: Placement
 
 
-def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: StartupClock) -> Trial:
+def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: StartupClock, placement: Placement) -> Trial:
     """Data, the checks it allows, then model, optimizer and schedule: in this order, since the
     model's initial weights are drawn from the RNG the determinism flags seeded."""
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
@@ -204,7 +206,7 @@ def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: Startu
         cfg, optimizer, steps_per_epoch=batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last)
     )
     clock.mark("model")
-    return Trial(cfg, device, directory, data, loss_fn, model, optimizer, schedule, init_sha256)
+    return Trial(cfg, device, directory, data, loss_fn, model, optimizer, schedule, init_sha256, placement)
 
 
 def resume(trial: Trial, restore: dict | None) -> tuple[Tracking, int]:
@@ -319,7 +321,8 @@ def final_row(trial: Trial, track: Tracking, clock: StartupClock, total_joules: 
         nondeterministic_ops=list(track.ops),
         restarts=len(track.restart_epochs),
         restart_epochs=list(track.restart_epochs),
-        env={**describe(trial.device), **determinism.current()._asdict()},  # why: the switches as this process ran
+        # why: the switches and the cores as this process ran with them
+        env={**describe(trial.device), **trial.placement.describe(), **determinism.current()._asdict()},
     )
 
 
@@ -344,18 +347,21 @@ def run_trial(
     restore: dict | None = None,
     loaded_at: float | None = None,
     on_epoch_start: Callable[[int, Tracking], None] | None = None,
+    cores: int = 0,
 ) -> None:
     """Train one trial, reporting each epoch with the state to checkpoint; `restore` is such a state,
     to continue after it; `loaded_at` is the time.time() at which the trial's process started (was
     forked, or began loading this code), so that start-up is measured from there; `on_epoch_start`
-    lets tests fail a trial at a chosen epoch."""
+    lets tests fail a trial at a chosen epoch; `cores` > 0 pins this process to that many free cores,
+    as a trial's own process is pinned to what Ray reserved for it."""
     clock = StartupClock(loaded_at)
+    placement = pin(cores)  # why: first, so that every thread the trial starts (workers too) stays on its cores
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, cfg.det_warn_only)  # before any CUDA work
     device = device or default_device()
     if device.type == "cuda":
         torch.cuda.init()  # why: counted with the flags (setup_s), not hidden in the data or model part
     clock.mark("setup")
-    trial = setup(cfg, device, directory, clock)
+    trial = setup(cfg, device, directory, clock, placement)
     track, first_epoch = resume(trial, restore)
     if first_epoch > cfg.epochs:  # finished before the study stopped; its final result is recorded
         return

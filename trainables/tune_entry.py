@@ -24,6 +24,7 @@ from trainables import forked  # noqa: E402
 from trainables.config import TrialConfig  # noqa: E402
 from trainables.environment import NODE_ENV  # noqa: E402
 from trainables.loop import Report, fail_once_at, run_trial  # noqa: E402
+from trainables.placement import pinning_wanted  # noqa: E402
 
 STATE_FILE = "state.pt"
 FAIL_AT_EPOCH_ENV = "CUDA_RANDOMNESS_FAIL_AT_EPOCH"  # tests only: each trial of the study fails once at this epoch
@@ -93,8 +94,18 @@ def train(config: dict) -> None:
     restore = load_state(tune.get_checkpoint())
     # why: the tests of whole studies run the real command, so their failure hook travels as a variable
     hook = fail_once_at(int(os.environ[FAIL_AT_EPOCH_ENV])) if os.environ.get(FAIL_AT_EPOCH_ENV) else None
+    # why: the trial's process claims as many cores as Ray reserved for it (trainables/placement.py)
+    cores = int(ray.get_runtime_context().get_assigned_resources().get("CPU", 0)) if pinning_wanted() else 0
     if not REUSE_ACTORS:  # the actor is not reused: this process is the trial's own
-        run_trial(cfg, reporter(report_saved), directory, restore=restore, loaded_at=LOADED_AT, on_epoch_start=hook)
+        run_trial(
+            cfg,
+            reporter(report_saved),
+            directory,
+            restore=restore,
+            loaded_at=LOADED_AT,
+            on_epoch_start=hook,
+            cores=cores,
+        )
         return
     # why: what every trial would import again (seconds each), the slot imports once
     for module, streamed_only in SLOT_PRELOAD.items():
@@ -104,7 +115,7 @@ def train(config: dict) -> None:
     assert not torch.cuda.is_initialized(), "a slot must never start CUDA: its forked trials could not use the GPU"
     forked.run_forked(
         lambda send: run_trial(
-            cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at, on_epoch_start=hook
+            cfg, reporter(send), directory, restore=restore, loaded_at=loaded_at, on_epoch_start=hook, cores=cores
         ),
         report_saved,
     )
