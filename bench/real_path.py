@@ -171,6 +171,7 @@ def main() -> None:
             for variant, times in json.loads(proc.stdout.splitlines()[-1]).items():
                 median, spread = steady(times)
                 plain_rows.append({"repeat": repeat, "mode": mode, "variant": variant, "epoch_s": median})
+                print(f"  plain {mode} {variant}: {median:.3f} s (spread {spread:.1%})", flush=True)
         for pinning in (["--no-pin-cpus"], []) if repeat % 2 == 0 else ([], ["--no-pin-cpus"]):
             label = "unpinned" if pinning else "pinned"
             _, epochs = run_study(
@@ -179,6 +180,7 @@ def main() -> None:
                 ["--repeats", "1", "--det-repeats", "1", "--gpus-per-trial", alone, "--max-concurrent", "1"] + pinning,
             )
             trial_rows += [dict(r, repeat=repeat, run=f"alone, {label}") for r in per_trial(epochs).to_dict("records")]
+            print(per_trial(epochs).round(3).to_string(index=False, header=False), flush=True)
         print(f"repeat {repeat + 1} of {args.repeats} done", flush=True)
     walls = {}
     for pinning in (["--no-pin-cpus"], []) if args.packed else ():
