@@ -1,7 +1,7 @@
 """Claims (issue #9): a preset's training epoch through `sweeps/run.py` (Ray, Tune, a forked trial
 process: what users run) is within 1.10x of the best plain PyTorch loop for the same model, batch,
 optimizer, precision and augmentation, in both modes; the epochs of one trial spread by under 5%;
-and whether pinning each trial's process to its cores (the default) helps, alone and packed.
+and whether pinning each trial's process to its cores (--pin-cpus) helps, alone and packed.
 
 All in one process tree, interleaved, so that machines differing by 30% from one call to the next
 do not enter a ratio. Each repeat runs, per mode, in turn:
@@ -172,8 +172,8 @@ def main() -> None:
                 median, spread = steady(times)
                 plain_rows.append({"repeat": repeat, "mode": mode, "variant": variant, "epoch_s": median})
                 print(f"  plain {mode} {variant}: {median:.3f} s (spread {spread:.1%})", flush=True)
-        for pinning in (["--no-pin-cpus"], []) if repeat % 2 == 0 else ([], ["--no-pin-cpus"]):
-            label = "unpinned" if pinning else "pinned"
+        for pinning in (["--pin-cpus"], []) if repeat % 2 == 0 else ([], ["--pin-cpus"]):
+            label = "pinned" if pinning else "unpinned"
             _, epochs = run_study(
                 args,
                 f"alone-{label}-{repeat}-{stamp}",
@@ -183,8 +183,8 @@ def main() -> None:
             print(per_trial(epochs).round(3).to_string(index=False, header=False), flush=True)
         print(f"repeat {repeat + 1} of {args.repeats} done", flush=True)
     walls = {}
-    for pinning in (["--no-pin-cpus"], []) if args.packed else ():
-        label = "unpinned" if pinning else "pinned"
+    for pinning in (["--pin-cpus"], []) if args.packed else ():
+        label = "pinned" if pinning else "unpinned"
         extra = ["--repeats", str(args.packed - 1), "--det-repeats", "1"] + pinning
         walls[label], epochs = run_study(args, f"packed-{label}-{stamp}", extra)
         trial_rows += [dict(r, repeat=0, run=f"packed, {label}") for r in per_trial(epochs).to_dict("records")]

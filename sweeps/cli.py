@@ -35,7 +35,7 @@ class Study:
     gpus_per_trial: float | None  # None: the preset's share if the cluster has GPUs, else 0
     cpus_per_trial: float
     cpus_from_preset: bool  # no --cpus-per-trial: the preset's, lowered to what the machine has
-    pin_cpus: bool  # each trial's process on cores of its own (trainables/placement.py)
+    pin_cpus: bool  # --pin-cpus: each trial's process on cores of its own (trainables/placement.py)
     max_concurrent: int  # 0: as many as resources allow
     storage_path: Path
     name: str | None  # None: derived from the dataset and the study's definition
@@ -132,10 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--cpus-per-trial", type=float, help="CPUs Ray reserves per trial; " + _preset_help("cpus_per_trial")
     )
     p.add_argument(
-        "--no-pin-cpus",
+        "--pin-cpus",
         action="store_true",
-        help="leave each trial's process to the scheduler instead of pinning it to as many free cores as it "
-        "reserves (Linux; the cores each trial ran on are in its env)",
+        help="pin each trial's process to as many free cores as it reserves (--cpus-per-trial), with as many "
+        "threads (Linux; off by default: on an H200 it helped one trial alone and slowed packed ones, "
+        "bench/RESULTS.md); the cores each trial ran on are in its env",
     )
     p.add_argument("--max-concurrent", type=int, default=0, help="most trials at once; 0: as many as resources allow")
     p.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
@@ -252,7 +253,7 @@ def parse(argv: Sequence[str]) -> Study:
         gpus_per_trial=gpus,
         cpus_per_trial=cpus,
         cpus_from_preset=args.cpus_per_trial is None,
-        pin_cpus=not args.no_pin_cpus,
+        pin_cpus=args.pin_cpus,
         max_concurrent=args.max_concurrent,
         storage_path=Path(args.storage_path).expanduser().resolve(),
         name=args.name,

@@ -111,7 +111,7 @@ def test_a_study_of_the_paper_s_two_modes_has_no_sources_table(tmp_path):
 def four_modes(tmp_path_factory):
     storage = tmp_path_factory.mktemp("experiments")
     args = [
-        *"--dataset digits --modes all --seeds 0 --optimizers sgd --repeats 2 --det-repeats 1 --epochs 2 --cpus-per-trial 1 --gpus-per-trial 0 --name modes --storage-path".split(),
+        *"--dataset digits --modes all --seeds 0 --optimizers sgd --repeats 2 --det-repeats 1 --epochs 2 --cpus-per-trial 1 --gpus-per-trial 0 --pin-cpus --name modes --storage-path".split(),
         str(storage),
     ]
     proc = subprocess.run(
@@ -140,7 +140,7 @@ def test_each_trial_process_ran_with_its_mode_s_switches(four_modes):
 
 
 def test_each_trial_process_ran_on_a_core_of_its_own(four_modes):
-    """--cpus-per-trial 1: each trial's process pinned to one core, with one intra-op thread."""
+    """--pin-cpus --cpus-per-trial 1: each trial's process pinned to one core, with one intra-op thread."""
     trials = load_experiment(four_modes).trials
     assert (trials["env_cpu_pinning"] == "pinned").all(), trials["env_cpu_pinning"].tolist()
     assert trials["env_cpu_cores"].astype(str).str.fullmatch(r"\d+").all()

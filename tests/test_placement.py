@@ -88,11 +88,13 @@ def test_no_cores_asked_for_is_no_pinning(tmp_path: Path) -> None:
     assert got["cpu_pinning"] == "off" and got["affinity"] == sorted(os.sched_getaffinity(0))
 
 
-def test_the_driver_s_flag_turns_pinning_off_in_every_trial(monkeypatch) -> None:
+def test_the_driver_s_flag_turns_pinning_on_in_every_trial(monkeypatch) -> None:
     from sweeps.cli import parse
     from trainables import placement
 
-    assert parse(["--dataset", "digits"]).pin_cpus and not parse(["--dataset", "digits", "--no-pin-cpus"]).pin_cpus
+    assert parse(["--dataset", "digits", "--pin-cpus"]).pin_cpus and not parse(["--dataset", "digits"]).pin_cpus
+    monkeypatch.delenv(placement.PIN_CPUS_ENV, raising=False)
+    assert not placement.pinning_wanted()
     monkeypatch.setenv(placement.PIN_CPUS_ENV, "0")
     assert not placement.pinning_wanted()
     monkeypatch.setenv(placement.PIN_CPUS_ENV, "1")

@@ -1,10 +1,12 @@
-"""Each trial's process on CPU cores of its own, as many as Ray reserved for it.
+"""A trial's process on CPU cores of its own, as many as Ray reserved for it (`--pin-cpus`).
 
 Ray reserves CPUs per trial but pins nothing, so the kernel moves a trial's threads over every
-core of the machine, among its neighbours'. The models of the short presets are launch-bound: the
-Python thread that queues kernels is the bottleneck, and moving it costs. On an H200 a plain loop
-pinned to two cores ran its epochs 28% faster than the same loop left to the scheduler (issue
-#9's figures; bench/real_path.py measures the trainable through Ray both ways).
+core of the machine, among its neighbours'. The short presets' models are launch-bound, and on an
+H200 a plain loop pinned to two cores once ran 28% faster than the same loop left to the scheduler.
+Through sweeps/run.py the gain did not hold (bench/RESULTS.md, 2026-11-30): pinned to Ray's two
+CPUs, one cifar10 trial alone ran its epochs 9-11% faster, one cifar10-fast trial alone no faster,
+and a packed cifar10-fast study slower (108 s against 97 s for 12 trials): pinning is offered, not
+the default.
 
 Cores are claimed with one lock file per core (flock): a claim ends when the process that holds it
 ends, however it ends, so nothing needs cleaning up, and trials of several studies on one machine
@@ -21,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-PIN_CPUS_ENV = "CUDA_RANDOMNESS_PIN_CPUS"  # set by the driver: "0" turns pinning off (--no-pin-cpus)
+PIN_CPUS_ENV = "CUDA_RANDOMNESS_PIN_CPUS"  # set by the driver: "1" with --pin-cpus
 LOCK_DIR = Path(tempfile.gettempdir()) / f"cuda-randomness-cores-{os.getuid()}"
 
 _claims: list[int] = []  # why: the open lock files are the claim; they must stay open while the process lives
@@ -42,7 +44,7 @@ class Placement:
 
 
 def pinning_wanted() -> bool:
-    return os.environ.get(PIN_CPUS_ENV, "1") != "0"
+    return os.environ.get(PIN_CPUS_ENV) == "1"
 
 
 def pin(count: int) -> Placement:
