@@ -8,6 +8,7 @@ permanent line each.
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -65,7 +66,7 @@ class StudyProgress(tune.Callback):
         epoch = int(result.get("epoch", 0))
         self.first_epochs.setdefault(trial.trial_id, epoch - 1)
         self.epochs_done[trial.trial_id] = epoch
-        if self.metric in result:
+        if self.metric in result and math.isfinite(float(result[self.metric])):  # NaN: an epoch not evaluated
             self.latest[trial.trial_id] = float(result[self.metric])
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001

@@ -85,6 +85,11 @@ class TrialConfig:
     det_warn_only: bool  # deterministic mode warns (and records) instead of failing on an op
     gpu_share: float  # fraction of a GPU this trial holds; apportions the GPU's energy counter
     digest_batches: int  # leading training batches whose pixels enter data_sha256
+    # added after studies were first written: a params.json or study.json without the key means the
+    # default, and presets leave it out at its default, so their studies keep their directory names
+    eval_every: int = (
+        1  # evaluate every this many epochs and always the last (select=last only); changes no final result
+    )
 
     @classmethod
     def from_dict(cls, config: typing.Mapping[str, object]) -> TrialConfig:
@@ -94,17 +99,25 @@ class TrialConfig:
         unknown = sorted(set(config) - set(names))
         if unknown:
             raise ValueError(f"trial config: unknown key(s) {', '.join(unknown)}")
-        missing = [n for n in names if n not in config]
+        defaults = _defaults(cls)
+        missing = [n for n in names if n not in config and n not in defaults]
         if missing:
             raise ValueError(f"trial config: missing key(s) {', '.join(missing)}")
-        values = {n: _coerce(n, config[n], hints[n]) for n in names}
+        values = {n: _coerce(n, config[n], hints[n]) if n in config else defaults[n] for n in names}
         cfg = cls(**values)
         cfg._check_choices()
         return cfg
 
     def to_dict(self) -> dict[str, object]:
-        """Plain JSON-friendly dict (tuples become lists), as params.json stores it."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        """Plain JSON-friendly dict (tuples become lists), as params.json stores it. A setting added
+        later (one with a default) is left out at its default: the grid of a study defined before it
+        existed, and so the study's default directory name, stay as they were."""
+        defaults = _defaults(type(self))
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+            if not (k in defaults and v == defaults[k])
+        }
 
     def _check_choices(self) -> None:
         """Every choice and range, in one place: the CLI runs this before Ray starts, each trial again."""
@@ -128,12 +141,17 @@ class TrialConfig:
             raise FieldError("metric", f"must be one of metrics {list(self.metrics)}, got {self.metric!r}")
         if len(self.mean) != len(self.std):
             raise FieldError("std", "must have one value per channel, as mean has")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
+        for name in ("epochs", "batch_size", "eval_batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise FieldError(name, f"must be at least 1, got {getattr(self, name)}")
         for name in ("num_workers", "crop_padding", "digest_batches", "eval_cache_mb", "plateau_patience"):
             if getattr(self, name) < 0:
                 raise FieldError(name, f"must be >= 0, got {getattr(self, name)}")
+        if self.eval_every > 1 and (self.select != "last" or self.scheduler == "plateau"):
+            raise FieldError(
+                "eval_every",
+                f"must be 1 with select={self.select!r} and scheduler={self.scheduler!r}: they read the validation split every epoch",
+            )
         if self.tta not in (0, 1, 2):
             raise FieldError("tta", f"must be 0, 1 or 2, got {self.tta}")
         if not 0 <= self.label_smoothing < 1:
@@ -181,6 +199,11 @@ class TrialConfig:
             )
         if not 0 <= self.seed <= MAX_SEED:
             raise FieldError("seed", f"must be in 0..{MAX_SEED}, got {self.seed}")
+
+
+def _defaults(cls: type) -> dict[str, object]:
+    """The settings added after studies were first written, with the value their absence means."""
+    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
 
 
 class FieldError(ValueError):

@@ -274,19 +274,21 @@ def epoch_row(
     cfg: TrialConfig,
     epoch: int,
     train_loss: float,
-    evals: dict[str, Evaluation],
+    evals: dict[str, Evaluation | None],
     lr: float,
     seen: int,
     train_time: float,
     epoch_time: float,
 ) -> dict[str, object]:
-    """What every epoch reports: losses and scores per split, the primary metric, lr and speed."""
+    """What every epoch reports: losses and scores per split (NaN where the epoch was not evaluated,
+    so that every row has the same keys, as progress.csv needs), the primary metric, lr and speed."""
     row: dict[str, object] = {"epoch": epoch, "train_loss": train_loss}
     for name, ev in evals.items():
-        row[f"{name}_loss"] = ev.loss
-        row.update({f"{name}_{m}": v for m, v in ev.scores.items()})
+        row[f"{name}_loss"] = math.nan if ev is None else ev.loss
+        row.update({f"{name}_{m}": math.nan if ev is None else ev.scores[m] for m in cfg.metrics})
+    test = evals["test"]
     row.update(
-        metric=evals["test"].scores[cfg.metric],
+        metric=math.nan if test is None else test.scores[cfg.metric],
         lr=lr,
         train_time_s=train_time,
         epoch_time_s=epoch_time,
@@ -377,14 +379,16 @@ def run_trial(
             epoch_start = time.perf_counter()
             train_loss, seen = train_epoch(trial, stream, epoch, normalize, precision, track, digest, clock)
             train_time = time.perf_counter() - epoch_start
+            evaluated = epoch % cfg.eval_every == 0 or epoch == cfg.epochs
             evals = {
-                name: evaluate(trial.model, batches(), normalize, cfg, trial.loss_fn, precision)
+                name: evaluate(trial.model, batches(), normalize, cfg, trial.loss_fn, precision) if evaluated else None
                 for name, batches in held.items()
             }
             lr = trial.optimizer.param_groups[0]["lr"]
-            trial.schedule.step(evals["val"].loss if "val" in evals else None)
+            trial.schedule.step(evals["val"].loss if evals.get("val") is not None else None)
             track.last_layer.update(append_last_layer(directory, epoch, classifier_of(trial.model)))
-            select(track, evals, selection_score, epoch)
+            if evaluated:  # why: eval_every > 1 needs select=last (TrialConfig), so the last epoch is chosen
+                select(track, evals, selection_score, epoch)
             row = epoch_row(cfg, epoch, train_loss, evals, lr, seen, train_time, time.perf_counter() - epoch_start)
             if ops:
                 track.ops += [op for op in ops.ops if op not in track.ops]
