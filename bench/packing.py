@@ -63,6 +63,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--cpus-per-trial", default="2")
     parser.add_argument("--storage", default="/tmp/bench_packing")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="passed to sweeps/run.py (e.g. eval_every=4)"
+    )
+    parser.add_argument("--pin-cpus", action="store_true", help="passed to sweeps/run.py")
     args = parser.parse_args()
     import torch
 
@@ -95,6 +99,7 @@ def main() -> None:
             name,
         ]
         command += ["--epochs", str(args.epochs)] if args.epochs else []
+        command += [f"--set={item}" for item in args.set] + (["--pin-cpus"] if args.pin_cpus else [])
         start = time.time()
         proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         end = time.time()

@@ -6,14 +6,17 @@ and whether pinning each trial's process to its cores (--pin-cpus) helps, alone 
 All in one process tree, interleaved, so that machines differing by 30% from one call to the next
 do not enter a ratio. Each repeat runs, per mode, in turn:
   - the plain loop, in a fresh process per mode: the data set uint8 on the GPU, a random
-    permutation per epoch, the preset's crop and flip on the GPU, normalise, forward (the preset's
-    precision), backward, step; four variants interleaved epoch by epoch: NCHW or channels_last,
-    each on all cores or pinned to the preset's CPUs per trial (always that many threads);
+    permutation per epoch, the preset's crop and flip on the GPU (for sdnet and cbis: a shuffled
+    DataLoader over the files with the preset's workers and albumentations pipeline), normalise,
+    forward (the preset's precision), backward, step, with the preset's loss; four variants
+    interleaved epoch by epoch: NCHW or channels_last, each on all cores or pinned to the preset's
+    CPUs per trial (always that many threads; files: not pinned, as their workers would not be);
   - one study through sweeps/run.py with one trial per mode, alone on the GPU, pinned and not.
 Then the preset's packing (its GPUs per trial), `--packed` trials, pinned and not: wall and epochs.
 Times are medians over epochs 2.. (epoch 1 holds cuDNN's autotuning); training only, no evaluation.
 
     python bench/real_path.py --dataset cifar10-fast --data-dir /tmp/data/cifar10 --epochs 6 --repeats 2
+    python bench/real_path.py --dataset sdnet --data-dir SDNET_TREE --epochs 3 --repeats 1   # bench/input_pipeline.py writes one
     python bench/real_path.py --dataset digits --epochs 3 --repeats 1 --packed 0   # CPU: checks the script
 Record the printed tables in bench/RESULTS.md with card, commit and command.
 """
@@ -48,52 +51,115 @@ def trial_config(dataset: str, data_dir: str, epochs: int, mode: str):  # noqa: 
     return TrialConfig.from_dict({**build_trials(spec)[0], "mode": mode})
 
 
-def plain_epochs(dataset: str, data_dir: str, epochs: int, mode: str, cores: int) -> dict[str, list[float]]:
-    """The plain loop's epoch times per variant, the variants' epochs interleaved."""
+def memory_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, ImageSplits; an epoch -> batches callable)
+    """Each epoch: a random permutation of the uint8 images held on the device, cropped and flipped there."""
     import torch
-    import torch.nn.functional as F
+
+    from trainables.batches import augment
+
+    x_all, y_all = torch.from_numpy(data.train.images).to(device), torch.from_numpy(data.train.labels).to(device)
+
+    def epoch():  # noqa: ANN202
+        order = torch.randperm(len(y_all), device=device).split(cfg.batch_size)
+        for idx in order[:-1] if cfg.drop_last and len(order[-1]) < cfg.batch_size else order:
+            offsets = torch.randint(0, 2 * cfg.crop_padding + 1, (len(idx), 2), device=device)
+            flips = torch.rand(len(idx), device=device) < 0.5 if cfg.hflip else None
+            yield augment(x_all[idx], offsets, flips, cfg.crop_padding), y_all[idx]
+
+    return epoch
+
+
+def file_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, FileSplits; an epoch -> batches callable)
+    """Each epoch: a shuffled DataLoader over the image files, decoded and augmented (the preset's
+    albumentations pipeline) in as many persistent workers as the preset gives, pinned memory."""
+    import numpy as np
+    import torch
+    from torch.utils.data import DataLoader, Dataset
+
+    from trainables import augment
+    from trainables.file_stream import read_image
+
+    class Files(Dataset):
+        def __init__(self) -> None:
+            self.transform = augment.build(cfg.augment, cfg.image_size)
+
+        def __len__(self) -> int:
+            return len(data.train.paths)
+
+        def __getitem__(self, i: int):  # noqa: ANN204
+            image = self.transform(image=read_image(data.train.paths[i], data.in_chans))["image"]
+            image = image if image.ndim == 3 else image[:, :, None]
+            return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(data.train.labels[i])
+
+    loader = DataLoader(
+        Files(),
+        batch_size=cfg.batch_size,
+        shuffle=True,
+        drop_last=cfg.drop_last,
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=cfg.num_workers > 0,
+    )
+
+    def epoch():  # noqa: ANN202
+        for x, y in loader:
+            yield x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    return epoch
+
+
+def plain_epochs(dataset: str, data_dir: str, epochs: int, mode: str, cores: int) -> dict[str, list[float]]:
+    """The plain loop's epoch times per variant, the variants' epochs interleaved. Data sets streamed
+    from files have no pinned variants: their workers keep the placement they started with."""
+    import torch
 
     from datasets import get_dataset, reader_options
+    from datasets.registry import STREAMED
     from trainables import determinism
-    from trainables.batches import augment
     from trainables.loop import build_model, default_device
+    from trainables.losses import Loss
     from trainables.optim import build_optimizer
 
     cfg = trial_config(dataset, data_dir, epochs, mode)
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, False)
     device = default_device()
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
-    x_all, y_all = torch.from_numpy(data.train.images).to(device), torch.from_numpy(data.train.labels).to(device)
+    streamed = cfg.dataset in STREAMED
+    batches = (file_batches if streamed else memory_batches)(cfg, data, device)
+    loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
     all_cores = sorted(os.sched_getaffinity(0))
     torch.set_num_threads(cores)  # as a trial runs, pinned or not (Ray sets OMP_NUM_THREADS to its CPUs)
     runs = {}
     for layout, pinned in VARIANTS:
+        if pinned and streamed:
+            continue
         memory = torch.channels_last if layout == "channels_last" else torch.contiguous_format
-        model = build_model(cfg, data, len(data.classes)).to(device, memory_format=memory)
-        runs[(layout, pinned)] = (model, build_optimizer(cfg, model.parameters()), memory)
+        model = build_model(cfg, data, loss_fn.outputs(len(data.classes))).to(device, memory_format=memory)
+        runs[f"{layout}{' pinned' if pinned else ''}"] = (
+            model,
+            build_optimizer(cfg, model.parameters()),
+            memory,
+            pinned,
+        )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    times: dict[str, list[float]] = {f"{layout}{' pinned' if pinned else ''}": [] for layout, pinned in VARIANTS}
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(epochs):
-        for (layout, pinned), (model, optimizer, memory) in runs.items():
+        for name, (model, optimizer, memory, pinned) in runs.items():
             os.sched_setaffinity(0, all_cores[:cores] if pinned else all_cores)
             model.train()
             sync()
             start = time.perf_counter()
-            order = torch.randperm(len(y_all), device=device).split(cfg.batch_size)
-            for idx in order[:-1] if cfg.drop_last and len(order[-1]) < cfg.batch_size else order:
-                offsets = torch.randint(0, 2 * cfg.crop_padding + 1, (len(idx), 2), device=device)
-                flips = torch.rand(len(idx), device=device) < 0.5 if cfg.hflip else None
-                x = augment(x_all[idx], offsets, flips, cfg.crop_padding)
+            for x, y in batches():
                 x = ((x.float() / 255 - mean) / std).contiguous(memory_format=memory)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
-                    loss = F.cross_entropy(model(x), y_all[idx], label_smoothing=cfg.label_smoothing)
+                    loss = loss_fn(model(x), y)
                 loss.backward()
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             sync()
-            times[f"{layout}{' pinned' if pinned else ''}"].append(time.perf_counter() - start)
+            times[name].append(time.perf_counter() - start)
     os.sched_setaffinity(0, all_cores)
     return times
 
