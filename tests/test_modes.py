@@ -3,8 +3,10 @@ four-mode study runs through Ray, the report and its sources table."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from sweeps.cli import UsageError, parse
 from tests.conftest import REPO
 from tests.experiment_factory import write_config
 from trainables.determinism import SWITCHES
+from trainables.placement import LOCKS_ENV
 
 EXPECTED = {  # (use_deterministic_algorithms, cudnn.deterministic, cudnn.benchmark), as the modes are specified
     "deterministic": (True, True, False),
@@ -114,10 +117,13 @@ def four_modes(tmp_path_factory):
         *"--dataset digits --modes all --seeds 0 --optimizers sgd --repeats 2 --det-repeats 1 --epochs 2 --cpus-per-trial 1 --gpus-per-trial 0 --pin-cpus --name modes --storage-path".split(),
         str(storage),
     ]
+    # why: its own core locks, so that another test run on the machine cannot take its cores
+    env = {**os.environ, LOCKS_ENV: str(tmp_path_factory.mktemp("core_locks"))}
     proc = subprocess.run(
-        [sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600
+        [sys.executable, "sweeps/run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600, env=env
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert any(Path(env[LOCKS_ENV]).glob("cpu*")), "the trials claimed their cores elsewhere"
     return storage / "modes"
 
 

@@ -24,7 +24,10 @@ from pathlib import Path
 import torch
 
 PIN_CPUS_ENV = "CUDA_RANDOMNESS_PIN_CPUS"  # set by the driver: "1" with --pin-cpus
-LOCK_DIR = Path(tempfile.gettempdir()) / f"cuda-randomness-cores-{os.getuid()}"
+LOCKS_ENV = (
+    "CUDA_RANDOMNESS_CORE_LOCKS"  # another folder of core locks: trials that claim there ignore those that claim here
+)
+LOCK_DIR = Path(os.environ.get(LOCKS_ENV) or Path(tempfile.gettempdir()) / f"cuda-randomness-cores-{os.getuid()}")
 
 _claims: list[int] = []  # why: the open lock files are the claim; they must stay open while the process lives
 
