@@ -9,12 +9,14 @@ Efficiency = sum of trial runtimes / (wall time x GPUs); throughput = trials per
 rest of the wall went is printed from each trial's `started_at` and its slot (`env.parent_pid`):
 before the first trial (the driver's imports, Ray's and Tune's start), switches between one slot's
 trials, slots idle while the last trials finish, and after the last trial (summary, Ray's stop).
+On a GPU machine each study also prints how busy every GPU was while it ran (bench/gpu_use.py).
 Record the printed lines in bench/RESULTS.md with the card and the GPU count.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import subprocess
 import sys
 import time
@@ -24,6 +26,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from gpu_use import Sampler  # noqa: E402  (bench/ is the script's own folder)
 
 
 def trial_spans(trials: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
@@ -101,7 +104,8 @@ def main() -> None:
         command += ["--epochs", str(args.epochs)] if args.epochs else []
         command += [f"--set={item}" for item in args.set] + (["--pin-cpus"] if args.pin_cpus else [])
         start = time.time()
-        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+        with Sampler() if torch.cuda.is_available() else contextlib.nullcontext() as gpu_use:
+            proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         end = time.time()
         wall = end - start
         if proc.returncode != 0:
@@ -114,7 +118,8 @@ def main() -> None:
         print(
             f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
             f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
-            f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}",
+            f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}"
+            + ("" if gpu_use is None else "\n    " + gpu_use.summary().replace("\n", "\n    ")),
             flush=True,
         )
     base = rows[0][3]
