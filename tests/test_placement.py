@@ -99,3 +99,24 @@ def test_the_driver_s_flag_turns_pinning_on_in_every_trial(monkeypatch) -> None:
     assert not placement.pinning_wanted()
     monkeypatch.setenv(placement.PIN_CPUS_ENV, "1")
     assert placement.pinning_wanted()
+
+
+def test_cores_are_claimed_one_per_physical_core_before_any_second_hardware_thread(monkeypatch) -> None:
+    from trainables import placement
+
+    # two physical cores with two hardware threads each, numbered as many kernels do: 0,2 and 1,3
+    pairs = {0: [0, 2], 2: [0, 2], 1: [1, 3], 3: [1, 3]}
+    monkeypatch.setattr(placement, "siblings", lambda cpu: pairs[cpu])
+    assert placement.claim_order({0, 1, 2, 3}) == [0, 1, 2, 3]
+    # numbered the other way (0,1 share a core): the first two claims still land on two cores
+    pairs = {0: [0, 1], 1: [0, 1], 2: [2, 3], 3: [2, 3]}
+    assert placement.claim_order({0, 1, 2, 3}) == [0, 2, 1, 3]
+
+
+def test_sibling_lists_are_read_as_the_kernel_writes_them() -> None:
+    from trainables import placement
+
+    assert placement.cpu_list("0-1,4,10-11\n") == [0, 1, 4, 10, 11]
+    assert placement.siblings(10**6) == [10**6]  # no such CPU: itself alone
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    assert cpu in placement.siblings(cpu)
