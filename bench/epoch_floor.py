@@ -60,10 +60,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--device", default="cuda", help="cpu only to check that the script runs")
     args = parser.parse_args()
+    from real_path import trial_config  # bench/ is this script's folder, first on its path
+
     from datasets import get_dataset
-    from sweeps.grid import GridSpec, build_trials
     from sweeps.presets import PRESETS
-    from trainables.config import TrialConfig
     from trainables.loop import run_trial
 
     preset = PRESETS[args.dataset]
@@ -76,16 +76,7 @@ def main() -> None:
     )
     rows = {}
     for mode in ("nondeterministic", "deterministic"):
-        spec = GridSpec(
-            (0,),
-            ("sgd",),
-            1,
-            1,
-            preset["trial"],
-            preset["optimizers"],
-            {"data_dir": str(args.data_dir), "gpu_share": 1.0, "epochs": args.epochs},
-        )
-        cfg = TrialConfig.from_dict({**build_trials(spec)[0], "mode": mode})
+        cfg = trial_config(args.dataset, str(args.data_dir), args.epochs, mode)
         reports: list[dict] = []
         out = Path(tempfile.mkdtemp(prefix=f"epoch_floor_{mode}_"))
         run_trial(cfg, lambda m, s, into=reports: into.append(m), out, device)

@@ -89,7 +89,7 @@ def main() -> None:
     out = Path(tempfile.mkdtemp(prefix="profile_trial_"))
     run_trial(cfg, report, out, on_epoch_start=on_epoch_start, cores=args.cores)
     env = rows[args.epochs]["env"]
-    steps = 2 * _steps(cfg)
+    steps = sum(1 for event in prof.events() if event.name.startswith("Optimizer.step#"))  # one per training step
     card = torch.cuda.get_device_name() if cuda else "CPU"
     print(f"{card}, {os.cpu_count()} cores | {args.dataset}, {args.mode}, epochs 2-3 profiled ({steps} training steps)")
     print(
@@ -116,15 +116,6 @@ def main() -> None:
     if args.trace:
         args.trace.mkdir(parents=True, exist_ok=True)
         prof.export_chrome_trace(str(args.trace / f"{args.dataset}_{args.mode}.json"))
-
-
-def _steps(cfg) -> int:  # noqa: ANN001 (a TrialConfig)
-    """Training steps per epoch of the trial's data set."""
-    from datasets import get_dataset, reader_options
-    from trainables.batches import batch_count
-
-    data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
-    return batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last)
 
 
 if __name__ == "__main__":

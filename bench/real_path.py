@@ -245,8 +245,9 @@ def main() -> None:
                 f"alone-{label}-{repeat}-{stamp}",
                 ["--repeats", "1", "--det-repeats", "1", "--gpus-per-trial", alone, "--max-concurrent", "1"] + pinning,
             )
-            trial_rows += [dict(r, repeat=repeat, run=f"alone, {label}") for r in per_trial(epochs).to_dict("records")]
-            print(per_trial(epochs).round(3).to_string(index=False, header=False), flush=True)
+            measured = per_trial(epochs)
+            trial_rows += [dict(r, repeat=repeat, run=f"alone, {label}") for r in measured.to_dict("records")]
+            print(measured.round(3).to_string(index=False, header=False), flush=True)
         print(f"repeat {repeat + 1} of {args.repeats} done", flush=True)
     walls = {}
     for pinning in (["--pin-cpus"], []) if args.packed else ():
