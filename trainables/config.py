@@ -87,9 +87,8 @@ class TrialConfig:
     digest_batches: int  # leading training batches whose pixels enter data_sha256
     # added after studies were first written: a params.json or study.json without the key means the
     # default, and presets leave it out at its default, so their studies keep their directory names
-    eval_every: int = (
-        1  # evaluate every this many epochs and always the last (select=last only); changes no final result
-    )
+    # eval_every: evaluate every this many epochs and always the last (select=last only); changes no final result
+    eval_every: int = 1
 
     @classmethod
     def from_dict(cls, config: typing.Mapping[str, object]) -> TrialConfig:
