@@ -55,6 +55,20 @@ def where_the_wall_went(trials: pd.DataFrame, command_start: float, command_end:
     )
 
 
+def epoch_parts(epochs: pd.DataFrame, trials: pd.DataFrame) -> str:
+    """Per mode, the median training epoch and evaluation over epochs 2.. (epoch 1 holds cuDNN's
+    autotuning), evaluation taken over the epochs that were evaluated; and the deterministic digests."""
+    later = epochs[epochs["epoch"] >= 2]
+    evaluation = (later["epoch_time_s"] - later["train_time_s"])[later["metric"].notna()]
+    parts = [
+        f"{mode}: training epoch {group['train_time_s'].median():.3f} s, evaluation "
+        f"{evaluation[group.index.intersection(evaluation.index)].median():.3f} s"
+        for mode, group in later.groupby("mode")
+    ]
+    digests = sorted(trials.loc[trials["mode"] == "deterministic", "weights_sha256"].str[:12])
+    return "; ".join(parts) + f"; deterministic digests {', '.join(digests) or 'none'}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="cifar10")
@@ -110,7 +124,8 @@ def main() -> None:
         wall = end - start
         if proc.returncode != 0:
             sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        trials = load_experiment(Path(args.storage) / name).trials
+        experiment = load_experiment(Path(args.storage) / name)
+        trials = experiment.trials
         busy = float(trials["runtime_s"].sum())
         gpu_seconds = wall * (gpus if float(share) else 1)
         with_imports = busy + float(trials["startup_imports_s"].sum())
@@ -119,6 +134,7 @@ def main() -> None:
             f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
             f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
             f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}"
+            f"\n    {epoch_parts(experiment.epochs, trials)}"
             + ("" if gpu_use is None else "\n    " + gpu_use.summary().replace("\n", "\n    ")),
             flush=True,
         )

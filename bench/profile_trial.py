@@ -5,7 +5,8 @@ made of.
     python bench/profile_trial.py --dataset cifar10-fast --data-dir /tmp/data/cifar10 --mode nondeterministic
     python bench/profile_trial.py --dataset digits --epochs 3   # CPU: checks the script
 
-Prints, for the profiled epochs: the threads of the process (by name, from /proc), its CPU
+Prints every epoch's training, evaluation and checkpoint-save time and the garbage collector's
+pauses in it (the spread between epochs); for the profiled epochs: the threads of the process (by name, from /proc), its CPU
 affinity and the thread counts torch, OpenMP and MKL were given; the time per epoch in training,
 in evaluation and in the checkpoint each epoch saves (as trainables.tune_entry saves it); the host
 waits for the GPU per training step (synchronisations and device-to-host copies, from the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import os
 import sys
 import tempfile
@@ -48,12 +50,40 @@ def host_waits(prof: profile) -> dict[str, int]:
     return dict(counts)
 
 
+class GcPauses:
+    """Time the process spends in Python's garbage collector, per generation, while it is installed:
+    a collection of the oldest generation in mid-epoch is one cause an epoch can take longer than the next."""
+
+    def __init__(self) -> None:
+        self.seconds: collections.Counter = collections.Counter()
+        self.count: collections.Counter = collections.Counter()
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds[info["generation"]] += time.perf_counter() - self._start
+            self.count[info["generation"]] += 1
+
+    def take(self) -> str:
+        """What was collected since the last take, as text; then starts again from zero."""
+        text = (
+            ", ".join(f"gen{g} {self.count[g]}x {self.seconds[g] * 1e3:.1f} ms" for g in sorted(self.count)) or "none"
+        )
+        self.seconds.clear()
+        self.count.clear()
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="cifar10-fast")
     parser.add_argument("--data-dir", default="")
     parser.add_argument("--mode", default="nondeterministic")
-    parser.add_argument("--epochs", type=int, default=4, help="epochs 2 and 3 are profiled")
+    parser.add_argument(
+        "--epochs", type=int, default=4, help="epochs 2 and 3 are profiled; every epoch's times are printed"
+    )
     parser.add_argument("--cores", type=int, default=0, help="pin to this many free cores first, as --pin-cpus does")
     parser.add_argument("--trace", type=Path, help="write a Chrome trace here")
     args = parser.parse_args()
@@ -71,6 +101,8 @@ def main() -> None:
     seen: dict[str, object] = {}
     save_s: dict[int, float] = {}
     rows: dict[int, dict] = {}
+    pauses, gc_per_epoch = GcPauses(), {}
+    gc.callbacks.append(pauses)
 
     def on_epoch_start(epoch: int, _track) -> None:  # noqa: ANN001 (a Tracking)
         if epoch == 2:
@@ -78,6 +110,7 @@ def main() -> None:
             prof.start()
 
     def report(metrics: dict, state: dict) -> None:
+        gc_per_epoch[metrics["epoch"]] = pauses.take()  # the epoch's training and evaluation
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as directory:
             torch.save(state, Path(directory) / "state.pt")  # as trainables.tune_entry.reporter saves it
@@ -98,11 +131,10 @@ def main() -> None:
         f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, MKL_NUM_THREADS={os.environ.get('MKL_NUM_THREADS')}"
     )
     print("threads by name at epoch 2: " + ", ".join(f"{n} x{c}" for n, c in sorted(seen["threads"].items())))
-    for epoch in (2, 3):
-        r = rows[epoch]
+    for epoch, r in sorted(rows.items()):
         print(
             f"epoch {epoch}: training {r['train_time_s']:.3f} s, evaluation {r['epoch_time_s'] - r['train_time_s']:.3f} s, "
-            f"checkpoint save {save_s[epoch]:.3f} s"
+            f"checkpoint save {save_s[epoch]:.3f} s; garbage collection {gc_per_epoch[epoch]}"
         )
     waits = host_waits(prof)
     print(

@@ -18,6 +18,9 @@ Times are medians over epochs 2.. (epoch 1 holds cuDNN's autotuning); training o
     python bench/real_path.py --dataset cifar10-fast --data-dir /tmp/data/cifar10 --epochs 6 --repeats 2
     python bench/real_path.py --dataset sdnet --data-dir SDNET_TREE --epochs 3 --repeats 1   # bench/input_pipeline.py writes one
     python bench/real_path.py --dataset digits --epochs 3 --repeats 1 --packed 0   # CPU: checks the script
+--set KEY=VALUE applies a trial setting to the plain loop and the studies alike (a memory format,
+say); each trial's line ends with its weights' digest, so deterministic trials of different
+studies show whether they are bit-identical.
 Record the printed tables in bench/RESULTS.md with card, commit and command.
 """
 
@@ -29,6 +32,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -40,13 +44,16 @@ MODES = ("nondeterministic", "deterministic")
 VARIANTS = [(layout, pinned) for layout in ("nchw", "channels_last") for pinned in (False, True)]
 
 
-def trial_config(dataset: str, data_dir: str, epochs: int, mode: str):  # noqa: ANN201 (a TrialConfig)
+def trial_config(dataset: str, data_dir: str, epochs: int, mode: str, settings: Sequence[str] = ()):  # noqa: ANN201 (a TrialConfig)
+    """The preset's first configuration in `mode`, with `settings` (KEY=VALUE, as sweeps/run.py's --set) applied."""
+    from sweeps.cli import parse_value
     from sweeps.grid import GridSpec, build_trials
     from sweeps.presets import PRESETS
     from trainables.config import TrialConfig
 
     preset = PRESETS[dataset]
-    overrides = {"data_dir": data_dir, "gpu_share": 1.0, "epochs": epochs}
+    overrides = {key: parse_value(value) for key, _, value in (item.partition("=") for item in settings)}
+    overrides |= {"data_dir": data_dir, "gpu_share": 1.0, "epochs": epochs}
     spec = GridSpec((0,), ("sgd",), 1, 1, preset["trial"], preset["optimizers"], overrides)
     return TrialConfig.from_dict({**build_trials(spec)[0], "mode": mode})
 
@@ -108,7 +115,9 @@ def file_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, Fil
     return epoch
 
 
-def plain_epochs(dataset: str, data_dir: str, epochs: int, mode: str, cores: int) -> dict[str, list[float]]:
+def plain_epochs(
+    dataset: str, data_dir: str, epochs: int, mode: str, cores: int, settings: Sequence[str]
+) -> dict[str, list[float]]:
     """The plain loop's epoch times per variant, the variants' epochs interleaved. Data sets streamed
     from files have no pinned variants: their workers keep the placement they started with."""
     import torch
@@ -120,7 +129,7 @@ def plain_epochs(dataset: str, data_dir: str, epochs: int, mode: str, cores: int
     from trainables.losses import Loss
     from trainables.optim import build_optimizer
 
-    cfg = trial_config(dataset, data_dir, epochs, mode)
+    cfg = trial_config(dataset, data_dir, epochs, mode, settings)
     determinism.apply(cfg.mode, cfg.seed, cfg.conv_tf32, cfg.matmul_tf32, False)
     device = default_device()
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
@@ -171,14 +180,15 @@ def run_study(args: argparse.Namespace, name: str, extra: list[str]) -> tuple[fl
     command = [sys.executable, "sweeps/run.py", "--dataset", args.dataset, "--seeds", "0", "--optimizers", "sgd"]
     command += ["--epochs", str(args.epochs), "--storage-path", args.storage, "--name", name, *extra]
     command += ["--data-dir", args.data_dir] if args.data_dir else []
+    command += [f"--set={item}" for item in args.set]
     start = time.time()
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
     wall = time.time() - start
     if proc.returncode != 0:
         sys.exit(f"{name}: the study failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
     exp = load_experiment(Path(args.storage) / name)
-    epochs = exp.epochs[["trial", "epoch", "train_time_s"]].merge(
-        exp.trials[["trial", "mode", "env_cpu_pinning", "env_cpu_cores"]], on="trial"
+    epochs = exp.epochs[["trial", "epoch", "train_time_s", "epoch_time_s"]].merge(
+        exp.trials[["trial", "mode", "env_cpu_pinning", "env_cpu_cores", "weights_sha256"]], on="trial"
     )
     return wall, epochs
 
@@ -191,12 +201,21 @@ def steady(times: list[float] | pd.Series) -> tuple[float, float]:
 
 
 def per_trial(epochs: pd.DataFrame) -> pd.DataFrame:
-    """Each trial's steady training epoch and spread."""
+    """Each trial's steady training epoch, its spread, the evaluation after it, and the weights' digest
+    (deterministic trials of the same settings in different studies must share it)."""
     rows = []
     for (trial, mode), group in epochs.sort_values("epoch").groupby(["trial", "mode"]):
         median, spread = steady(group["train_time_s"])
         rows.append(
-            {"trial": trial, "mode": mode, "epoch_s": median, "spread": spread, "cores": group["env_cpu_cores"].iloc[0]}
+            {
+                "trial": trial,
+                "mode": mode,
+                "epoch_s": median,
+                "spread": spread,
+                "eval_s": steady(group["epoch_time_s"] - group["train_time_s"])[0],
+                "cores": group["env_cpu_cores"].iloc[0],
+                "digest": group["weights_sha256"].iloc[0][:12],
+            }
         )
     return pd.DataFrame(rows)
 
@@ -209,13 +228,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--packed", type=int, default=8, help="trials in each packed study (0: none)")
     parser.add_argument("--storage", default="/tmp/bench_real_path")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="a trial setting, as sweeps/run.py's --set"
+    )
     parser.add_argument("--plain", metavar="MODE", help=argparse.SUPPRESS)  # internal: one plain-loop process
     args = parser.parse_args()
     from sweeps.presets import PRESETS
 
     cores = max(1, int(PRESETS[args.dataset]["study"]["cpus_per_trial"]))
     if args.plain:
-        print(json.dumps(plain_epochs(args.dataset, args.data_dir, args.epochs, args.plain, cores)))
+        print(json.dumps(plain_epochs(args.dataset, args.data_dir, args.epochs, args.plain, cores, args.set)))
         return
     import torch
 
@@ -227,7 +249,8 @@ def main() -> None:
         for mode in MODES:
             proc = subprocess.run(
                 [sys.executable, __file__, "--plain", mode, "--dataset", args.dataset, "--data-dir", args.data_dir]
-                + ["--epochs", str(args.epochs)],
+                + ["--epochs", str(args.epochs)]
+                + [f"--set={item}" for item in args.set],
                 cwd=REPO,
                 capture_output=True,
                 text=True,

@@ -34,7 +34,10 @@ HEADER = [
 ]
 
 
-def write_dicom(path: Path, width: int = 12, height: int = 16, corrupt: bool = False) -> None:
+def write_dicom(
+    path: Path, width: int = 12, height: int = 16, corrupt: bool = False, pixels: np.ndarray | None = None
+) -> None:
+    """A 16-bit MONOCHROME2 mammogram DICOM: `pixels` (uint16, height x width), else a ramp, dark left."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
@@ -47,10 +50,12 @@ def write_dicom(path: Path, width: int = 12, height: int = 16, corrupt: bool = F
     ds = pydicom.Dataset()
     ds.file_meta = meta
     ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    height, width = (height, width) if pixels is None else pixels.shape
     ds.Rows, ds.Columns, ds.SamplesPerPixel, ds.PhotometricInterpretation = height, width, 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
-    ramp = np.tile(np.linspace(0, 60000, width, dtype=np.uint16), (height, 1))  # dark left, bright right
-    ds.PixelData = ramp.tobytes()
+    if pixels is None:
+        pixels = np.tile(np.linspace(0, 60000, width, dtype=np.uint16), (height, 1))  # dark left, bright right
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
     ds.save_as(path, enforce_file_format=True)
     if corrupt:
         path.write_bytes(path.read_bytes()[:150])
