@@ -9,8 +9,8 @@ Prints every epoch's training, evaluation and checkpoint-save time and the garba
 pauses in it (the spread between epochs); for the profiled epochs: the threads of the process (by name, from /proc), its CPU
 affinity and the thread counts torch, OpenMP and MKL were given; the time per epoch in training,
 in evaluation and in the checkpoint each epoch saves (as trainables.tune_entry saves it); the host
-waits for the GPU per training step (synchronisations and device-to-host copies, from the
-profiler's CUDA runtime events); and the ops with the most self CPU and GPU time. --trace DIR also
+waits for the GPU per profiled epoch (synchronisations and device-to-host copies, from the
+profiler's CUDA runtime events, beside the number of tensors a checkpoint copies); and the ops with the most self CPU and GPU time. --trace DIR also
 writes a Chrome trace. Record what it prints in bench/RESULTS.md with card, commit and command.
 """
 
@@ -76,6 +76,17 @@ class GcPauses:
         return text
 
 
+def tensors_in(state: object) -> int:
+    """How many tensors a checkpoint's state holds: torch.save copies each CUDA one to the host by itself."""
+    if isinstance(state, torch.Tensor):
+        return 1
+    if isinstance(state, dict):
+        return sum(tensors_in(v) for v in state.values())
+    if isinstance(state, (list, tuple)):
+        return sum(tensors_in(v) for v in state)
+    return 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="cifar10-fast")
@@ -101,7 +112,7 @@ def main() -> None:
     seen: dict[str, object] = {}
     save_s: dict[int, float] = {}
     rows: dict[int, dict] = {}
-    pauses, gc_per_epoch = GcPauses(), {}
+    pauses, gc_per_epoch, checkpoint_state = GcPauses(), {}, {}
     gc.callbacks.append(pauses)
 
     def on_epoch_start(epoch: int, _track) -> None:  # noqa: ANN001 (a Tracking)
@@ -116,6 +127,8 @@ def main() -> None:
             torch.save(state, Path(directory) / "state.pt")  # as trainables.tune_entry.reporter saves it
         save_s[metrics["epoch"]] = time.perf_counter() - start
         rows[metrics["epoch"]] = metrics
+        checkpoint_state.clear()
+        checkpoint_state.update(state)
         if metrics["epoch"] == 3:
             prof.stop()
 
@@ -139,7 +152,8 @@ def main() -> None:
     waits = host_waits(prof)
     print(
         "host waits for the GPU over the profiled epochs (training, evaluation and checkpoint): "
-        + (", ".join(f"{n} {c} ({c / steps:.2f} per training step)" for n, c in waits.items()) or "none recorded")
+        + (", ".join(f"{n} {c} ({c / 2:.0f} per epoch)" for n, c in waits.items()) or "none recorded")
+        + f"; the state a checkpoint saves holds {tensors_in(checkpoint_state)} tensors, each copied to the host on its own"
     )
     table = prof.key_averages()
     print("\nops by self CPU time:\n" + table.table(sort_by="self_cpu_time_total", row_limit=15))
