@@ -9,7 +9,11 @@ Efficiency = sum of trial runtimes / (wall time x GPUs); throughput = trials per
 rest of the wall went is printed from each trial's `started_at` and its slot (`env.parent_pid`):
 before the first trial (the driver's imports, Ray's and Tune's start), switches between one slot's
 trials, slots idle while the last trials finish, and after the last trial (summary, Ray's stop).
-On a GPU machine each study also prints how busy every GPU was while it ran (bench/gpu_use.py).
+Each study prints its median training epoch and evaluation per mode over epochs 2.., and again
+over only the epochs that trained while as many trials as the share packs were all past their
+first epoch: packed trials start unevenly (non-deterministic ones tune cuDNN first), so in short
+studies the plain median mixes epochs trained alone with epochs trained together (bench/RESULTS.md,
+cbis, 2026-11-30). On a GPU machine each study also prints how busy every GPU was while it ran (bench/gpu_use.py).
 Record the printed lines in bench/RESULTS.md with the card and the GPU count.
 """
 
@@ -22,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,18 +60,42 @@ def where_the_wall_went(trials: pd.DataFrame, command_start: float, command_end:
     )
 
 
-def epoch_parts(epochs: pd.DataFrame, trials: pd.DataFrame) -> str:
+def together(epochs: pd.DataFrame, trials: pd.DataFrame, count: int) -> pd.DataFrame:
+    """Epochs 2.. that trained while at least `count` trials (this one included) were all past their
+    first epoch: a packed GPU's steady state. Packed trials start unevenly (non-deterministic ones
+    tune cuDNN first), so in a short study most epochs may have trained alone or in fewer company.
+    An epoch's end is placed on the wall clock from its trial's end and Tune's time_total_s."""
+    ends = trials.set_index("trial")
+    trial_end = ends["started_at"] + ends["startup_imports_s"] + ends["runtime_s"]
+    later = epochs[epochs["epoch"] >= 2].copy()
+    last_total = epochs.groupby("trial")["time_total_s"].max()
+    later["end"] = later["trial"].map(trial_end) - (later["trial"].map(last_total) - later["time_total_s"])
+    later["start"] = later["end"] - later["epoch_time_s"]
+    spans = later.groupby("trial").agg(first=("start", "min"), last=("end", "max"))
+    company = [int(((spans["first"] <= e.start) & (spans["last"] >= e.end)).sum()) for e in later.itertuples()]
+    return later[np.asarray(company) >= count]
+
+
+def epoch_parts(epochs: pd.DataFrame, trials: pd.DataFrame, count: int) -> str:
     """Per mode, the median training epoch and evaluation over epochs 2.. (epoch 1 holds cuDNN's
-    autotuning), evaluation taken over the epochs that were evaluated; and the deterministic digests."""
-    later = epochs[epochs["epoch"] >= 2]
-    evaluation = (later["epoch_time_s"] - later["train_time_s"])[later["metric"].notna()]
-    parts = [
-        f"{mode}: training epoch {group['train_time_s'].median():.3f} s, evaluation "
-        f"{evaluation[group.index.intersection(evaluation.index)].median():.3f} s"
-        for mode, group in later.groupby("mode")
-    ]
+    autotuning), evaluation taken over the epochs that were evaluated; the same over the epochs that
+    trained with `count` trials at once (together()); and the deterministic digests."""
+
+    def medians(rows: pd.DataFrame) -> str:
+        evaluation = (rows["epoch_time_s"] - rows["train_time_s"])[rows["metric"].notna()]
+        return ", ".join(
+            f"{mode} training {group['train_time_s'].median():.3f} s, evaluation "
+            f"{evaluation[group.index.intersection(evaluation.index)].median():.3f} s ({len(group)} epochs)"
+            for mode, group in rows.groupby("mode")
+        )
+
+    packed = together(epochs, trials, count)
     digests = sorted(trials.loc[trials["mode"] == "deterministic", "weights_sha256"].str[:12])
-    return "; ".join(parts) + f"; deterministic digests {', '.join(digests) or 'none'}"
+    return (
+        f"epochs 2..: {medians(epochs[epochs['epoch'] >= 2])}\n    with {count} trials training at once: "
+        + (medians(packed) if len(packed) else "none (longer trials would overlap)")
+        + f"\n    deterministic digests {', '.join(digests) or 'none'}"
+    )
 
 
 def main() -> None:
@@ -134,7 +163,7 @@ def main() -> None:
             f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
             f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
             f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}"
-            f"\n    {epoch_parts(experiment.epochs, trials)}"
+            f"\n    {epoch_parts(experiment.epochs, trials, min(len(trials), int(1 / float(share)) if float(share) else 1))}"
             + ("" if gpu_use is None else "\n    " + gpu_use.summary().replace("\n", "\n    ")),
             flush=True,
         )
