@@ -65,8 +65,7 @@ def together(epochs: pd.DataFrame, trials: pd.DataFrame, count: int) -> pd.DataF
     first epoch: a packed GPU's steady state. Packed trials start unevenly (non-deterministic ones
     tune cuDNN first), so in a short study most epochs may have trained alone or in fewer company.
     An epoch's end is placed on the wall clock from its trial's end and Tune's time_total_s."""
-    ends = trials.set_index("trial")
-    trial_end = ends["started_at"] + ends["startup_imports_s"] + ends["runtime_s"]
+    trial_end = trial_spans(trials)[1].set_axis(trials["trial"])
     later = epochs[epochs["epoch"] >= 2].copy()
     last_total = epochs.groupby("trial")["time_total_s"].max()
     later["end"] = later["trial"].map(trial_end) - (later["trial"].map(last_total) - later["time_total_s"])

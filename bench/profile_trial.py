@@ -45,7 +45,7 @@ def host_waits(prof: profile) -> dict[str, int]:
     """Calls that make the host wait for the GPU, by name, over the profiled span."""
     counts = collections.Counter()
     for event in prof.events():
-        if event.name in SYNC_EVENTS or "DtoH" in event.name or "Memcpy DtoH" in event.name:
+        if event.name in SYNC_EVENTS or "DtoH" in event.name:
             counts[event.name] += 1
     return dict(counts)
 

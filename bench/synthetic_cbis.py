@@ -38,8 +38,8 @@ def mammogram(seed: int, size: tuple[int, int] = SIZE) -> np.ndarray:
     return np.clip(blob * 40000 + (blob > 0.1) * noise, 0, 65535).astype(np.uint16)
 
 
-def _write(item: tuple[Path, int, str]) -> None:
-    path, seed, _ = item
+def _write(item: tuple[Path, int]) -> None:
+    path, seed = item
     write_dicom(path, pixels=mammogram(seed))
 
 
@@ -64,7 +64,7 @@ def synthetic_cbis(root: Path, train: int, test: int) -> Path:
         }
         rows[(kind, part)].append([values.get(h, "") for h in HEADER])
         if not (root / relative).is_file():
-            todo.append((root / relative, p, pathology))
+            todo.append((root / relative, p))
     with Pool() as pool:
         pool.map(_write, todo)
     for key, name in CSVS.items():
