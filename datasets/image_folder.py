@@ -81,32 +81,45 @@ def class_folders(root: Path) -> dict[str, list[str]]:
     return {name: [name] for name in folders}
 
 
+def _check(path: str) -> None:
+    """Decode one image; raise DataError naming it if it cannot be read, or read correctly, as 8 bits."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError(f"{path}: larger than {MAX_IMAGE_PIXELS:,} pixels; set {MAX_PIXELS_ENV} to allow it") from None
+    except Exception as exc:  # PIL raises many types for broken files
+        raise DataError(f"{path}: cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
+    if mode not in PIL_MODES:
+        raise DataError(
+            f"{path}: its pixels are {mode} (Pillow's mode: 32-bit integer or float); only 8- and 16-bit "
+            "images are read correctly: convert it to 8 bits"
+        ) from None
+
+
 def verify(paths: list[str]) -> None:
     """Decode every image once; a file that cannot be decoded, or whose pixels the trials could
-    not turn into 8 bits correctly (32-bit integer or float), stops here, named."""
+    not turn into 8 bits correctly (32-bit integer or float), stops here, named (the first such in
+    `paths`). Pillow decodes outside the GIL, so up to 8 threads share the work (3,000 noise JPEGs of
+    256x256 on 2 cores: 1.37 s in one thread, 0.93 s in two)."""
     import warnings
+    from concurrent.futures import ThreadPoolExecutor
 
     from PIL import Image
 
     Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
-    for path in paths:
+    # why: the filter is process-wide, so it is set here, around the threads, not inside each one
+    with warnings.catch_warnings(), ThreadPoolExecutor(min(8, os.cpu_count() or 1)) as pool:
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
-                with Image.open(path) as image:
-                    image.load()
-                    mode = image.mode
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DataError(
-                f"{path}: larger than {MAX_IMAGE_PIXELS:,} pixels; set {MAX_PIXELS_ENV} to allow it"
-            ) from None
-        except Exception as exc:  # PIL raises many types for broken files
-            raise DataError(f"{path}: cannot be decoded as an image ({type(exc).__name__}: {exc})") from None
-        if mode not in PIL_MODES:
-            raise DataError(
-                f"{path}: its pixels are {mode} (Pillow's mode: 32-bit integer or float); only 8- and 16-bit "
-                "images are read correctly: convert it to 8 bits"
-            ) from None
+            for _ in pool.map(_check, paths):
+                pass
+        except DataError:
+            pool.shutdown(cancel_futures=True)  # why: name the broken file now, not after decoding the rest
+            raise
 
 
 def split(paths: list[str], labels: np.ndarray, test: float, val: float, seed: int) -> dict[str, list[int]]:

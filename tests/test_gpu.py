@@ -31,6 +31,10 @@ def test_deterministic_repeats_are_bit_identical_and_non_deterministic_ones_diff
     assert proc.returncode == 0, proc.stdout + proc.stderr
     trials = load_experiment(tmp_path / "exp" / "gpu").trials
     assert (trials["status"] == "finished").all() and (trials["env_device"].str.startswith("cuda")).all()
+    visible = subprocess.run(
+        ["nvidia-smi", "--query-gpu=uuid", "--format=csv,noheader"], capture_output=True, text=True
+    )
+    assert set(trials["env_gpu_uuid"]) <= set(visible.stdout.split())  # which of the host's GPUs ran each trial
     det = trials[trials["mode"] == "deterministic"]
     nondet = trials[trials["mode"] == "nondeterministic"]
     assert det["weights_sha256"].nunique() == 1

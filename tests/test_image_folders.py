@@ -65,8 +65,9 @@ def test_sdnet_bad_input_is_named(tmp_path, case, match):
         sdnet_tree(root, folders=("D/CD", "P/CP"))
     elif case == "corrupt":
         sdnet_tree(root, folders=("D/CD", "D/UD"))
-        path = root / "D/UD/0003.jpg"
-        path.write_bytes(path.read_bytes()[:200])  # truncated mid-file
+        for name in ("0003.jpg", "0007.jpg"):  # decoded in threads: the first broken file is the one named
+            path = root / "D/UD" / name
+            path.write_bytes(path.read_bytes()[:200])  # truncated mid-file
     elif case == "empty_class":
         sdnet_tree(root, folders=("D/CD",))
         (root / "D/UD").mkdir(parents=True)

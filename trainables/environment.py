@@ -30,10 +30,11 @@ def _nvml():
         return None
 
 
-def _nvml_handle(nvml, device: torch.device):
-    # why: Ray narrows CUDA_VISIBLE_DEVICES, so torch's index 0 is not NVML's index 0; the UUID is
+def gpu_uuid(device: torch.device) -> str:
+    """The GPU's UUID as NVML and nvidia-smi print it. Ray narrows CUDA_VISIBLE_DEVICES, so every
+    trial's device is cuda:0; the UUID says which of a host's GPUs it was."""
     uuid = str(torch.cuda.get_device_properties(device).uuid)
-    return nvml.nvmlDeviceGetHandleByUUID(uuid if uuid.startswith("GPU-") else f"GPU-{uuid}")
+    return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"
 
 
 def describe(device: torch.device) -> dict[str, object]:
@@ -54,6 +55,7 @@ def describe(device: torch.device) -> dict[str, object]:
         "git_commit": os.environ.get(GIT_COMMIT_ENV) or None,
         "device": str(device),
         "gpu": torch.cuda.get_device_name(device) if device.type == "cuda" else None,
+        "gpu_uuid": gpu_uuid(device) if device.type == "cuda" else None,
         "driver": None,
     }
     nvml = _nvml() if device.type == "cuda" else None
@@ -75,7 +77,7 @@ class EnergyMeter:
         self._handle, self._start = None, None
         if self._nvml is not None:
             try:
-                self._handle = _nvml_handle(self._nvml, device)
+                self._handle = self._nvml.nvmlDeviceGetHandleByUUID(gpu_uuid(device))
                 self._start = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)  # mJ
             except Exception:
                 self._handle = None
