@@ -157,21 +157,21 @@ def main() -> None:
         busy = float(trials["runtime_s"].sum())
         gpu_seconds = wall * (gpus if float(share) else 1)
         with_imports = busy + float(trials["startup_imports_s"].sum())
-        rows.append((share, len(trials), wall, len(trials) / wall * 3600, busy / gpu_seconds))
+        rows.append((share, len(trials) / wall * 3600))
+        # why: each share's figures print as soon as its study ends, so a run cut short keeps them
         print(
-            f"  {Path(args.storage) / name}: median trial {trials['runtime_s'].median():.1f} s, "
-            f"median start-up {trials['startup_s'].median():.1f} s; efficiency counting each trial's imports too "
-            f"{with_imports / gpu_seconds:.2f}\n    {where_the_wall_went(trials, start, end)}"
+            f"  gpus-per-trial {share}, {Path(args.storage) / name}: {len(trials)} trials, "
+            f"{rows[-1][1]:.0f} trials/h, efficiency {busy / gpu_seconds:.2f} ({with_imports / gpu_seconds:.2f} "
+            f"counting each trial's imports); median trial {trials['runtime_s'].median():.1f} s, "
+            f"median start-up {trials['startup_s'].median():.1f} s\n    {where_the_wall_went(trials, start, end)}"
             f"\n    {epoch_parts(experiment.epochs, trials, min(len(trials), int(1 / float(share)) if float(share) else 1))}"
             + ("" if gpu_use is None else "\n    " + gpu_use.summary().replace("\n", "\n    ")),
             flush=True,
         )
-    base = rows[0][3]
-    for share, n, wall, per_hour, efficiency in rows:
-        print(
-            f"gpus-per-trial {share:>4}: {n} trials in {wall:.0f} s, {per_hour:.0f} trials/h ({per_hour / base:.2f}x the first), "
-            f"efficiency {efficiency:.2f}"
-        )
+    print(
+        "throughput against the first share: "
+        + ", ".join(f"{share} {per_hour / rows[0][1]:.2f}x" for share, per_hour in rows)
+    )
 
 
 if __name__ == "__main__":
