@@ -63,7 +63,8 @@ def test_one_report_per_epoch_with_the_contract_keys(runs):
     for key in ("weights_sha256", "init_sha256", "data_sha256", "runtime_s", "final_metric", "energy_j"):
         assert key in last, key
     env = last["env"]
-    assert {"python", "torch", "cuda", "cudnn", "gpu", "driver", "ray", "host", "git_commit"} <= set(env)
+    assert {"python", "torch", "cuda", "cudnn", "gpu", "gpu_uuid", "driver", "ray", "host", "git_commit"} <= set(env)
+    assert env["gpu_uuid"] is None  # on the CPU; on a GPU, tests/test_gpu.py checks it against nvidia-smi
     assert last["metric"] == last["test_accuracy"]
 
 
