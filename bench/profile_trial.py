@@ -112,7 +112,7 @@ def main() -> None:
     seen: dict[str, object] = {}
     save_s: dict[int, float] = {}
     rows: dict[int, dict] = {}
-    pauses, gc_per_epoch, checkpoint_state = GcPauses(), {}, {}
+    pauses, gc_per_epoch = GcPauses(), {}
     gc.callbacks.append(pauses)
 
     def on_epoch_start(epoch: int, _track) -> None:  # noqa: ANN001 (a Tracking)
@@ -127,8 +127,7 @@ def main() -> None:
             torch.save(state, Path(directory) / "state.pt")  # as trainables.tune_entry.reporter saves it
         save_s[metrics["epoch"]] = time.perf_counter() - start
         rows[metrics["epoch"]] = metrics
-        checkpoint_state.clear()
-        checkpoint_state.update(state)
+        seen["checkpoint_tensors"] = tensors_in(state)
         if metrics["epoch"] == 3:
             prof.stop()
 
@@ -153,7 +152,7 @@ def main() -> None:
     print(
         "host waits for the GPU over the profiled epochs (training, evaluation and checkpoint): "
         + (", ".join(f"{n} {c} ({c / 2:.0f} per epoch)" for n, c in waits.items()) or "none recorded")
-        + f"; the state a checkpoint saves holds {tensors_in(checkpoint_state)} tensors, each copied to the host on its own"
+        + f"; the state a checkpoint saves holds {seen['checkpoint_tensors']} tensors, each copied to the host on its own"
     )
     table = prof.key_averages()
     print("\nops by self CPU time:\n" + table.table(sort_by="self_cpu_time_total", row_limit=15))

@@ -19,6 +19,7 @@ import pandas as pd
 
 from datasets.image_folder import FileSplit, FileSplits, write_json_atomically
 from datasets.registry import DataError
+from datasets.threads import in_threads
 
 URL = "https://www.cancerimagingarchive.net/collection/cbis-ddsm/"
 CSVS = {
@@ -102,9 +103,6 @@ def images(data_dir: Path, drop_benign_without_callback: bool) -> pd.DataFrame:
 def convert(table: pd.DataFrame, data_dir: Path) -> list[str]:
     """DICOM -> 16-bit PNG, once (existing PNGs are kept); right breasts flipped to face left. In
     threads: the real set has thousands of full-size images, each read, scaled and compressed."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
     from tqdm import tqdm
 
     out_dir = data_dir / PNG_DIR
@@ -113,10 +111,9 @@ def convert(table: pd.DataFrame, data_dir: Path) -> list[str]:
     todo = [(d, p, s) for d, p, s in zip(table["dicom"], pngs, table["side"]) if not Path(p).is_file()]
     # why threads: numpy's scaling and OpenCV's PNG writer release the GIL (two threads converted
     # 14 full-size images 2.1x faster than one); at most 8, since each holds a float64 copy of its image
-    with ThreadPoolExecutor(max_workers=max(1, min(len(todo), os.cpu_count() or 1, 8))) as pool:
-        done = pool.map(lambda job: convert_one(*job), todo)
-        for _ in tqdm(done, total=len(todo), desc="cbis: DICOM -> 16-bit PNG", unit="image", disable=not todo):
-            pass
+    done = in_threads(lambda job: convert_one(*job), todo)
+    for _ in tqdm(done, total=len(todo), desc="cbis: DICOM -> 16-bit PNG", unit="image", disable=not todo):
+        pass
     return pngs
 
 

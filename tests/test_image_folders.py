@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -236,3 +237,21 @@ def test_cli_refuses_a_folder_without_class_subfolders(tmp_path):
     )
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "needs one sub-folder of images per class" in proc.stderr
+
+
+def test_files_checked_in_threads_stop_at_the_first_broken_one_in_order():
+    from datasets.threads import in_threads
+
+    started = []
+
+    def work(i: int) -> int:
+        started.append(i)
+        time.sleep(0.001)
+        if i in (2, 5):
+            raise DataError(f"file {i} is broken")
+        return i
+
+    with pytest.raises(DataError, match="file 2 is broken"):
+        list(in_threads(work, range(2000)))
+    time.sleep(0.05)  # any thread still running has finished; nothing queued may start after this
+    assert len(started) < 2000  # the items not yet started were dropped
