@@ -5,7 +5,9 @@ study's wall time comes to the sum of its trial times divided by the GPU count (
 Runs real studies through sweeps/run.py (Ray, Tune, the trainable: everything a user runs), one per
 share, and reads their experiment directories. Usage on a GPU machine:
     python bench/packing.py --data-dir /tmp/data/cifar10 --shares 1,0.5,0.25 --trials 16 --epochs 3
-Efficiency = sum of trial runtimes / (wall time x GPUs); throughput = trials per hour. Where the
+Efficiency = sum of trial runtimes / (wall time x slots), where slots = GPUs / share: at one GPU
+per trial that is sum / (wall x GPUs); packed, it is how much of the slots' time trials filled
+(that packed trials each run slower shows in the throughput, not here). Throughput = trials per hour. Where the
 rest of the wall went is printed from each trial's `started_at` and its slot (`env.parent_pid`):
 before the first trial (the driver's imports, Ray's and Tune's start), switches between one slot's
 trials, slots idle while the last trials finish, and after the last trial (summary, Ray's stop).
@@ -155,13 +157,13 @@ def main() -> None:
         experiment = load_experiment(Path(args.storage) / name)
         trials = experiment.trials
         busy = float(trials["runtime_s"].sum())
-        gpu_seconds = wall * (gpus if float(share) else 1)
+        slot_seconds = wall * (gpus / float(share) if float(share) else 1)  # CPU only: one slot
         with_imports = busy + float(trials["startup_imports_s"].sum())
         rows.append((share, len(trials) / wall * 3600))
         # why: each share's figures print as soon as its study ends, so a run cut short keeps them
         print(
             f"  gpus-per-trial {share}, {Path(args.storage) / name}: {len(trials)} trials, "
-            f"{rows[-1][1]:.0f} trials/h, efficiency {busy / gpu_seconds:.2f} ({with_imports / gpu_seconds:.2f} "
+            f"{rows[-1][1]:.0f} trials/h, efficiency {busy / slot_seconds:.2f} ({with_imports / slot_seconds:.2f} "
             f"counting each trial's imports); median trial {trials['runtime_s'].median():.1f} s, "
             f"median start-up {trials['startup_s'].median():.1f} s\n    {where_the_wall_went(trials, start, end)}"
             f"\n    {epoch_parts(experiment.epochs, trials, min(len(trials), int(1 / float(share)) if float(share) else 1))}"

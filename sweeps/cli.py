@@ -45,6 +45,7 @@ class Study:
     dashboard: bool
     dry_run: bool
     preset_gpus_per_trial: float
+    preset_gpu_memory_gib: float | None  # a trial's measured peak at the preset's packing; None: not measured
 
 
 class _Parser(argparse.ArgumentParser):
@@ -263,6 +264,7 @@ def parse(argv: Sequence[str]) -> Study:
         dashboard=args.dashboard,
         dry_run=args.dry_run,
         preset_gpus_per_trial=preset["study"]["gpus_per_trial"],
+        preset_gpu_memory_gib=preset["study"].get("gpu_memory_gib"),
     )
 
 

@@ -22,6 +22,9 @@ from trainables.placement import PIN_CPUS_ENV
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STUDY_FILE = "study.json"  # the trial grid this experiment directory was made for
 DRIVER_LOG = "driver.log"  # Ray's and Tune's own messages, kept out of the terminal
+# why: the presets' packing was measured on 141-GB H200s; 10% of a GPU is kept free on top of the
+# measured peaks
+MEMORY_MARGIN = 0.9
 # what a cluster's workers need of the repository (Ray uploads the rest as the working directory)
 UPLOAD_EXCLUDES = [".git", ".venv", ".devbundle", "experiments", "data", "**/__pycache__"]
 
@@ -97,11 +100,59 @@ def local_resources() -> tuple[float, float]:
     return float(os.cpu_count() or 1), float(torch.cuda.device_count())
 
 
-def resolve_gpus(study: Study, cpus: float, gpus: float, where: str = "this Ray cluster has") -> float:
-    """GPUs per trial: the flag, else the preset's share where there are GPUs; checked against the cluster."""
-    per_trial = (
-        study.gpus_per_trial if study.gpus_per_trial is not None else (study.preset_gpus_per_trial if gpus > 0 else 0.0)
+def local_gpu_memory_gib() -> float | None:
+    """The smallest visible GPU's memory, from nvidia-smi; None where it cannot be read.
+
+    Why nvidia-smi and not torch: asking CUDA would open a context in the driver, which would then
+    hold memory on GPU 0 for the whole study."""
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,uuid,memory.total", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    chosen = None if visible is None else {v.strip() for v in visible.split(",")}
+    sizes = []
+    for line in out.strip().splitlines():
+        index, uuid, mib = (field.strip() for field in line.split(","))
+        if chosen is None or index in chosen or uuid in chosen:
+            sizes.append(float(mib) / 1024)
+    return min(sizes) if sizes else None
+
+
+def packed_share(study: Study, gpu_memory_gib: float | None, where: str) -> float:
+    """The preset's GPUs per trial, or fewer trials per GPU where the preset's packing, measured on
+    H200s, would not fit these GPUs: out-of-memory failures would cost more than the packing gains.
+    The margin leaves room for the caching allocator and cuDNN's workspaces."""
+    share, need = study.preset_gpus_per_trial, study.preset_gpu_memory_gib
+    if share >= 1 or need is None or gpu_memory_gib is None:
+        return share
+    packed = round(1 / share)
+    fit = max(1, int(MEMORY_MARGIN * gpu_memory_gib // need))
+    if fit >= packed:
+        return share
+    lowered = round(1 / fit, 4)
+    print(
+        f"GPUs per trial: {lowered:g}, {fit} per GPU: the preset packs {packed}, a {study.preset} trial took "
+        f"{need:g} GiB, and {where} GPUs of {gpu_memory_gib:.0f} GiB (--gpus-per-trial sets it)"
     )
+    return lowered
+
+
+def resolve_gpus(
+    study: Study, cpus: float, gpus: float, where: str = "this Ray cluster has", gpu_memory_gib: float | None = None
+) -> float:
+    """GPUs per trial: the flag, else the preset's share (fewer per GPU where memory asks) where there
+    are GPUs; checked against the cluster."""
+    if study.gpus_per_trial is not None:
+        per_trial = study.gpus_per_trial
+    else:
+        per_trial = packed_share(study, gpu_memory_gib, where) if gpus > 0 else 0.0
     if per_trial > gpus:
         raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but {where} {gpus:g}")
     return per_trial

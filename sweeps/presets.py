@@ -1,6 +1,7 @@
 """Each dataset's study as data: what to vary, how to train, per-optimizer hyper-parameters.
 
-`study` holds the grid and resources, `trial` every TrialConfig field shared by all trials, and
+`study` holds the grid and resources (with `gpu_memory_gib`, a trial's measured peak at the preset's
+packing, where one was measured), `trial` every TrialConfig field shared by all trials, and
 `optimizers` the fields that depend on the optimizer. Every value can be overridden from the CLI.
 """
 
@@ -82,6 +83,7 @@ PRESETS: dict[str, dict] = {
             "repeats": 20,
             "det_repeats": 1,
             "gpus_per_trial": 0.25,
+            "gpu_memory_gib": 3.6,  # a trial's peak alone on an H200 (bench/RESULTS.md, 2026-11-27)
             "cpus_per_trial": 2,
         },
         "trial": {
@@ -115,6 +117,7 @@ PRESETS: dict[str, dict] = {
             "repeats": 20,
             "det_repeats": 1,
             "gpus_per_trial": 0.25,
+            "gpu_memory_gib": 2.3,  # four packed on an H200 peaked at 9.2 GiB (bench/RESULTS.md, 2026-11-30)
             "cpus_per_trial": 2,
         },
         "trial": {
@@ -156,6 +159,7 @@ PRESETS: dict[str, dict] = {
             "repeats": 15,
             "det_repeats": 1,
             "gpus_per_trial": 0.25,
+            "gpu_memory_gib": 19.5,  # four packed on an H200 peaked at 77.8 GiB (bench/RESULTS.md, 2026-11-30)
             "cpus_per_trial": 4,
         },
         "trial": {
@@ -225,7 +229,10 @@ PRESETS: dict[str, dict] = {
             "optimizers": ("adam", "sgd"),
             "repeats": 10,
             "det_repeats": 1,
-            "gpus_per_trial": 1,
+            # why: two trials on one H200 peaked at 111.7 GiB and trained 1.27x the epochs per hour of
+            # one (bench/RESULTS.md, 2026-11-30); smaller GPUs get one (sweeps.launch.packed_share)
+            "gpus_per_trial": 0.5,
+            "gpu_memory_gib": 56,
             "cpus_per_trial": 8,  # the trial's process and its 7 decoding workers
         },
         "trial": {

@@ -1,6 +1,7 @@
 """How the driver starts Ray: a local Ray is told to skip its idle workers, a cluster is joined as it is."""
 
 import logging
+import subprocess
 
 import pytest
 import ray
@@ -54,3 +55,52 @@ def test_the_same_command_finds_the_same_directory_and_another_grid_another():
     assert name == launch.experiment_name(parse(["--dataset", "digits"])) and name.startswith("digits-")
     assert name != launch.experiment_name(parse(["--dataset", "digits", "--epochs", "3"]))
     assert launch.experiment_name(parse(["--dataset", "digits", "--name", "mine"])) == "mine"
+
+
+H200_GIB, A100_GIB = 143771 / 1024, 81920 / 1024  # memory.total as nvidia-smi reports them, in MiB
+
+
+def test_a_preset_packs_fewer_trials_on_a_gpu_too_small_for_its_packing(capsys):
+    # cbis packs two per H200 (111.7 GiB measured together): an 80-GB GPU gets one, with a line saying so
+    where = "this machine (where Ray starts) has"
+    cbis = parse(["--dataset", "cbis"])
+    assert launch.resolve_gpus(cbis, 16, 1, where=where, gpu_memory_gib=H200_GIB) == 0.5
+    assert capsys.readouterr().out == ""
+    assert launch.resolve_gpus(cbis, 16, 1, where=where, gpu_memory_gib=A100_GIB) == 1
+    line = capsys.readouterr().out
+    assert (
+        line.startswith("GPUs per trial: 1, 1 per GPU: the preset packs 2, a cbis trial took 56 GiB")
+        and "80 GiB" in line
+    )
+    # sdnet packs four (77.8 GiB measured together): three fit an 80-GB GPU with the margin
+    assert launch.resolve_gpus(parse(["--dataset", "sdnet"]), 16, 2, gpu_memory_gib=A100_GIB) == 0.3333
+    # the flag, an unknown memory and a preset without a measured peak keep their share
+    flag = parse(["--dataset", "cbis", "--gpus-per-trial", "0.5"])
+    assert launch.resolve_gpus(flag, 16, 1, gpu_memory_gib=A100_GIB) == 0.5
+    assert launch.resolve_gpus(cbis, 16, 1, gpu_memory_gib=None) == 0.5
+    assert launch.resolve_gpus(parse(["--dataset", "digits"]), 16, 1, gpu_memory_gib=1.0) == 0.25
+    assert launch.resolve_gpus(cbis, 16, 0, gpu_memory_gib=None) == 0.0
+
+
+def test_gpu_memory_is_the_smallest_visible_gpu_s_and_none_without_nvidia_smi(monkeypatch):
+    listing = "0, GPU-aaa, 143771\n1, GPU-bbb, 81920\n2, GPU-ccc, 143771\n"
+    calls = []
+
+    def nvidia_smi(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=listing)
+
+    monkeypatch.setattr(subprocess, "run", nvidia_smi)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert launch.local_gpu_memory_gib() == 80.0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,2")
+    assert launch.local_gpu_memory_gib() == pytest.approx(140.4, abs=0.1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-bbb")
+    assert launch.local_gpu_memory_gib() == 80.0
+    assert calls[0][0] == "nvidia-smi"
+
+    def missing(command, **kwargs):
+        raise FileNotFoundError(command[0])
+
+    monkeypatch.setattr(subprocess, "run", missing)
+    assert launch.local_gpu_memory_gib() is None
