@@ -69,6 +69,8 @@ def together(epochs: pd.DataFrame, trials: pd.DataFrame, count: int) -> pd.DataF
     An epoch's end is placed on the wall clock from its trial's end and Tune's time_total_s."""
     trial_end = trial_spans(trials)[1].set_axis(trials["trial"])
     later = epochs[epochs["epoch"] >= 2].copy()
+    if later.empty:  # --epochs 1: no epoch past the first
+        return later
     last_total = epochs.groupby("trial")["time_total_s"].max()
     later["end"] = later["trial"].map(trial_end) - (later["trial"].map(last_total) - later["time_total_s"])
     later["start"] = later["end"] - later["epoch_time_s"]
