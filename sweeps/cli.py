@@ -126,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gpus-per-trial",
         type=float,
-        help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; "
+        help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; fewer per GPU "
+        "than the preset's where the local GPUs are too small for its packing (measured on H200s); "
         + _preset_help("gpus_per_trial"),
     )
     p.add_argument(
