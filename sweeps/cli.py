@@ -45,7 +45,7 @@ class Study:
     dashboard: bool
     dry_run: bool
     preset_gpus_per_trial: float
-    preset_gpu_memory_gib: float | None  # a trial's measured peak at the preset's packing; None: not measured
+    preset_gpu_memory_gib: float | None  # a trial's measured GPU-memory peak on an H200; None: not measured
 
 
 class _Parser(argparse.ArgumentParser):

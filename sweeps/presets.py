@@ -1,7 +1,7 @@
 """Each dataset's study as data: what to vary, how to train, per-optimizer hyper-parameters.
 
-`study` holds the grid and resources (with `gpu_memory_gib`, a trial's measured peak at the preset's
-packing, where one was measured), `trial` every TrialConfig field shared by all trials, and
+`study` holds the grid and resources (with `gpu_memory_gib`, a trial's GPU-memory peak measured on an
+H200, where one was measured), `trial` every TrialConfig field shared by all trials, and
 `optimizers` the fields that depend on the optimizer. Every value can be overridden from the CLI.
 """
 
