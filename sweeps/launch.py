@@ -10,6 +10,7 @@ import os
 import socket
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from datasets.image_folder import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SPLITS_DIR_ENV
@@ -125,12 +126,16 @@ def local_gpu_memory_gib() -> float | None:
     return min(sizes) if sizes else None
 
 
-def packed_share(study: Study, gpu_memory_gib: float | None, where: str) -> float:
+def packed_share(study: Study, read_gpu_memory: Callable[[], float | None], where: str) -> float:
     """The preset's GPUs per trial, or fewer trials per GPU where the preset's packing, measured on
     H200s, would not fit these GPUs: out-of-memory failures would cost more than the packing gains.
-    The margin leaves room for the caching allocator and cuDNN's workspaces."""
+    The margin leaves room for the caching allocator and cuDNN's workspaces. The GPUs' memory is
+    read only where a packed preset has a measured need."""
     share, need = study.preset_gpus_per_trial, study.preset_gpu_memory_gib
-    if share >= 1 or need is None or gpu_memory_gib is None:
+    if share >= 1 or need is None:
+        return share
+    gpu_memory_gib = read_gpu_memory()
+    if gpu_memory_gib is None:
         return share
     packed = round(1 / share)
     fit = max(1, int(MEMORY_MARGIN * gpu_memory_gib // need))
@@ -144,15 +149,24 @@ def packed_share(study: Study, gpu_memory_gib: float | None, where: str) -> floa
     return lowered
 
 
+def _unknown_memory() -> None:
+    """A cluster's GPUs, which the driver cannot see: the preset's packing stands."""
+    return None
+
+
 def resolve_gpus(
-    study: Study, cpus: float, gpus: float, where: str = "this Ray cluster has", gpu_memory_gib: float | None = None
+    study: Study,
+    cpus: float,
+    gpus: float,
+    where: str = "this Ray cluster has",
+    read_gpu_memory: Callable[[], float | None] = _unknown_memory,
 ) -> float:
     """GPUs per trial: the flag, else the preset's share (fewer per GPU where memory asks) where there
     are GPUs; checked against the cluster."""
     if study.gpus_per_trial is not None:
         per_trial = study.gpus_per_trial
     else:
-        per_trial = packed_share(study, gpu_memory_gib, where) if gpus > 0 else 0.0
+        per_trial = packed_share(study, read_gpu_memory, where) if gpus > 0 else 0.0
     if per_trial > gpus:
         raise UsageError(f"--gpus-per-trial: {per_trial:g} GPU(s) per trial, but {where} {gpus:g}")
     return per_trial

@@ -74,8 +74,9 @@ def main(argv: list[str]) -> int:
         else:  # local: everything is known before Ray starts
             cpus, gpus = launch.local_resources()
             where = "this machine (where Ray starts) has"
-            memory = launch.local_gpu_memory_gib() if gpus > 0 and study.gpus_per_trial is None else None
-            gpus_per_trial = launch.resolve_gpus(study, cpus, gpus, where=where, gpu_memory_gib=memory)
+            gpus_per_trial = launch.resolve_gpus(
+                study, cpus, gpus, where=where, read_gpu_memory=launch.local_gpu_memory_gib
+            )
             study = launch.fit_cpus(study, cpus, where=where)
         # why: a read-only data directory keeps its split manifest here, for the driver and every trial
         os.environ.setdefault(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))

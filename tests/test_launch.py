@@ -64,22 +64,27 @@ def test_a_preset_packs_fewer_trials_on_a_gpu_too_small_for_its_packing(capsys):
     # cbis packs two per H200 (111.7 GiB measured together): an 80-GB GPU gets one, with a line saying so
     where = "this machine (where Ray starts) has"
     cbis = parse(["--dataset", "cbis"])
-    assert launch.resolve_gpus(cbis, 16, 1, where=where, gpu_memory_gib=H200_GIB) == 0.5
+    assert launch.resolve_gpus(cbis, 16, 1, where=where, read_gpu_memory=lambda: H200_GIB) == 0.5
     assert capsys.readouterr().out == ""
-    assert launch.resolve_gpus(cbis, 16, 1, where=where, gpu_memory_gib=A100_GIB) == 1
+    assert launch.resolve_gpus(cbis, 16, 1, where=where, read_gpu_memory=lambda: A100_GIB) == 1
     line = capsys.readouterr().out
     assert (
         line.startswith("GPUs per trial: 1, 1 per GPU: the preset packs 2, a cbis trial took 56 GiB")
         and "80 GiB" in line
     )
     # sdnet packs four (77.8 GiB measured together): three fit an 80-GB GPU with the margin
-    assert launch.resolve_gpus(parse(["--dataset", "sdnet"]), 16, 2, gpu_memory_gib=A100_GIB) == 0.3333
+    assert launch.resolve_gpus(parse(["--dataset", "sdnet"]), 16, 2, read_gpu_memory=lambda: A100_GIB) == 0.3333
     # the flag, an unknown memory and a preset without a measured peak keep their share
     flag = parse(["--dataset", "cbis", "--gpus-per-trial", "0.5"])
-    assert launch.resolve_gpus(flag, 16, 1, gpu_memory_gib=A100_GIB) == 0.5
-    assert launch.resolve_gpus(cbis, 16, 1, gpu_memory_gib=None) == 0.5
-    assert launch.resolve_gpus(parse(["--dataset", "digits"]), 16, 1, gpu_memory_gib=1.0) == 0.25
-    assert launch.resolve_gpus(cbis, 16, 0, gpu_memory_gib=None) == 0.0
+    assert launch.resolve_gpus(flag, 16, 1, read_gpu_memory=lambda: A100_GIB) == 0.5
+    assert launch.resolve_gpus(cbis, 16, 1, read_gpu_memory=lambda: None) == 0.5
+
+    def unread() -> float:
+        raise AssertionError("the GPUs' memory is read only for a packed preset with a measured need")
+
+    assert launch.resolve_gpus(parse(["--dataset", "digits"]), 16, 1, read_gpu_memory=unread) == 0.25
+    assert launch.resolve_gpus(flag, 16, 1, read_gpu_memory=unread) == 0.5
+    assert launch.resolve_gpus(cbis, 16, 0, read_gpu_memory=unread) == 0.0
 
 
 def test_gpu_memory_is_the_smallest_visible_gpu_s_and_none_without_nvidia_smi(monkeypatch):
