@@ -10,7 +10,9 @@ do not enter a ratio. Each repeat runs, per mode, in turn:
     DataLoader over the files with the preset's workers and albumentations pipeline), normalise,
     forward (the preset's precision), backward, step, with the preset's loss; four variants
     interleaved epoch by epoch: NCHW or channels_last, each on all cores or pinned to the preset's
-    CPUs per trial (always that many threads; files: not pinned, as their workers would not be);
+    CPUs per trial (always that many threads, OMP_NUM_THREADS as Ray sets it). Files are not pinned,
+    as their workers would not be: their second pair is the GPU's floor instead, every image decoded
+    and augmented once and held on the device, so for them "best plain" means the GPU's limit;
   - one study through sweeps/run.py with one trial per mode, alone on the GPU, pinned and not.
 Then the preset's packing (its GPUs per trial), `--packed` trials, pinned and not: wall and epochs.
 Times are medians over epochs 2.. (epoch 1 holds cuDNN's autotuning); training only, no evaluation.
@@ -62,9 +64,16 @@ def memory_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, I
     """Each epoch: a random permutation of the uint8 images held on the device, cropped and flipped there."""
     import torch
 
+    return device_batches(cfg, torch.from_numpy(data.train.images), torch.from_numpy(data.train.labels), device)
+
+
+def device_batches(cfg, images, labels, device):  # noqa: ANN001, ANN201 (a TrialConfig, N x C x H x W uint8, labels; an epoch -> batches callable)
+    """Each epoch: a random permutation of `images` moved to the device once, cropped and flipped there."""
+    import torch
+
     from trainables.batches import augment
 
-    x_all, y_all = torch.from_numpy(data.train.images).to(device), torch.from_numpy(data.train.labels).to(device)
+    x_all, y_all = images.to(device), torch.as_tensor(labels).to(device)
 
     def epoch():  # noqa: ANN202
         order = torch.randperm(len(y_all), device=device).split(cfg.batch_size)
@@ -76,12 +85,11 @@ def memory_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, I
     return epoch
 
 
-def file_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, FileSplits; an epoch -> batches callable)
-    """Each epoch: a shuffled DataLoader over the image files, decoded and augmented (the preset's
-    albumentations pipeline) in as many persistent workers as the preset gives, pinned memory."""
+def training_files(cfg, data):  # noqa: ANN001, ANN201 (a TrialConfig, FileSplits; a Dataset)
+    """The training files, each decoded and augmented (the preset's albumentations pipeline) when read."""
     import numpy as np
     import torch
-    from torch.utils.data import DataLoader, Dataset
+    from torch.utils.data import Dataset
 
     from trainables import augment
     from trainables.file_stream import read_image
@@ -98,8 +106,28 @@ def file_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, Fil
             image = image if image.ndim == 3 else image[:, :, None]
             return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(data.train.labels[i])
 
+    return Files()
+
+
+def decoded_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, FileSplits; an epoch -> batches callable)
+    """The GPU's floor for a streamed set: every training image decoded and augmented once, held on
+    the device, then served as in-memory sets are. No decoding in the epochs, so no loop that reads
+    files can be faster; a trial's ratio to it is its distance from the GPU's limit."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(training_files(cfg, data), batch_size=64, num_workers=max(1, cfg.num_workers))
+    images, labels = zip(*loader, strict=True)
+    return device_batches(cfg, torch.cat(images), torch.cat(labels), device)
+
+
+def file_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, FileSplits; an epoch -> batches callable)
+    """Each epoch: a shuffled DataLoader over the image files, decoded and augmented in as many
+    persistent workers as the preset gives, pinned memory."""
+    from torch.utils.data import DataLoader
+
     loader = DataLoader(
-        Files(),
+        training_files(cfg, data),
         batch_size=cfg.batch_size,
         shuffle=True,
         drop_last=cfg.drop_last,
@@ -119,7 +147,8 @@ def plain_epochs(
     dataset: str, data_dir: str, epochs: int, mode: str, cores: int, settings: Sequence[str]
 ) -> dict[str, list[float]]:
     """The plain loop's epoch times per variant, the variants' epochs interleaved. Data sets streamed
-    from files have no pinned variants: their workers keep the placement they started with."""
+    from files have no pinned variants (their workers keep the placement they started with); their
+    second pair of variants is the GPU's floor instead, the images decoded once and held on the device."""
     import torch
 
     from datasets import get_dataset, reader_options
@@ -135,32 +164,34 @@ def plain_epochs(
     data = get_dataset(cfg.dataset).load(Path(cfg.data_dir), **reader_options(cfg.dataset, cfg.to_dict()))
     streamed = cfg.dataset in STREAMED
     batches = (file_batches if streamed else memory_batches)(cfg, data, device)
+    floor = decoded_batches(cfg, data, device) if streamed else None
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
     all_cores = sorted(os.sched_getaffinity(0))
     torch.set_num_threads(cores)  # as a trial runs, pinned or not (Ray sets OMP_NUM_THREADS to its CPUs)
     runs = {}
-    for layout, pinned in VARIANTS:
-        if pinned and streamed:
-            continue
+    for layout, second in VARIANTS:
         memory = torch.channels_last if layout == "channels_last" else torch.contiguous_format
         model = build_model(cfg, data, loss_fn.outputs(len(data.classes))).to(device, memory_format=memory)
-        runs[f"{layout}{' pinned' if pinned else ''}"] = (
+        name = layout + (("", " decoded in memory") if streamed else ("", " pinned"))[second]
+        pinned = second and not streamed
+        runs[name] = (
             model,
             build_optimizer(cfg, model.parameters()),
             memory,
             pinned,
+            floor if second and streamed else batches,
         )
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(epochs):
-        for name, (model, optimizer, memory, pinned) in runs.items():
+        for name, (model, optimizer, memory, pinned, source) in runs.items():
             os.sched_setaffinity(0, all_cores[:cores] if pinned else all_cores)
             model.train()
             sync()
             start = time.perf_counter()
-            for x, y in batches():
+            for x, y in source():
                 x = ((x.float() / 255 - mean) / std).contiguous(memory_format=memory)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                     loss = loss_fn(model(x), y)
@@ -198,6 +229,11 @@ def steady(times: list[float] | pd.Series) -> tuple[float, float]:
     later = np.asarray(times, dtype=float)[1:]
     median = float(np.median(later))
     return median, float((later.max() - later.min()) / median)
+
+
+def seconds(times: Sequence[float] | pd.Series) -> str:
+    """Every epoch's time, so that one slow epoch and a steady drift read differently."""
+    return " ".join(f"{t:.3f}" for t in times)
 
 
 def per_trial(epochs: pd.DataFrame) -> pd.DataFrame:
@@ -254,13 +290,14 @@ def main() -> None:
                 cwd=REPO,
                 capture_output=True,
                 text=True,
+                env=os.environ | {"OMP_NUM_THREADS": str(cores)},  # as Ray sets it for a trial and its workers
             )
             if proc.returncode != 0:
                 sys.exit(f"plain loop ({mode}) failed:\n{proc.stderr[-3000:]}")
             for variant, times in json.loads(proc.stdout.splitlines()[-1]).items():
                 median, spread = steady(times)
                 plain_rows.append({"repeat": repeat, "mode": mode, "variant": variant, "epoch_s": median})
-                print(f"  plain {mode} {variant}: {median:.3f} s (spread {spread:.1%})", flush=True)
+                print(f"  plain {mode} {variant}: {median:.3f} s (spread {spread:.1%}; {seconds(times)})", flush=True)
         for pinning in (["--pin-cpus"], []) if repeat % 2 == 0 else ([], ["--pin-cpus"]):
             label = "pinned" if pinning else "unpinned"
             _, epochs = run_study(
@@ -271,6 +308,8 @@ def main() -> None:
             measured = per_trial(epochs)
             trial_rows += [dict(r, repeat=repeat, run=f"alone, {label}") for r in measured.to_dict("records")]
             print(measured.round(3).to_string(index=False, header=False), flush=True)
+            for mode, group in epochs.sort_values("epoch").groupby("mode"):
+                print(f"    {mode} trial's epochs: {seconds(group['train_time_s'])}", flush=True)
         print(f"repeat {repeat + 1} of {args.repeats} done", flush=True)
     walls = {}
     for pinning in (["--pin-cpus"], []) if args.packed else ():
