@@ -109,6 +109,8 @@ def main() -> None:
         "--shares", default="1,0.5,0.25", help="GPUs per trial to compare (0: CPU only, to check the script)"
     )
     parser.add_argument("--trials", type=int, default=16, help="non-deterministic repeats of one configuration")
+    parser.add_argument("--det-repeats", default="1", help="deterministic repeats (2 or more: are they bit-identical?)")
+    parser.add_argument("--modes", default="deterministic,nondeterministic", help="passed to sweeps/run.py")
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--cpus-per-trial", default="2")
     parser.add_argument("--storage", default="/tmp/bench_packing")
@@ -124,8 +126,9 @@ def main() -> None:
     gpus = max(torch.cuda.device_count(), 1)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(
-        f"{card} x {torch.cuda.device_count()} | {args.dataset}, {args.trials + 1} trials per share, "
-        f"{args.epochs or 'the preset'}'s epochs"
+        f"{card} x {torch.cuda.device_count()} | {args.dataset}, modes {args.modes} ({args.trials} repeats, "
+        f"{args.det_repeats} deterministic) per share, "
+        f"{args.epochs or 'the preset'} epochs"
     )
     rows = []
     for share in args.shares.split(","):
@@ -138,7 +141,11 @@ def main() -> None:
             args.data_dir,
             *"--seeds 0 --optimizers sgd --repeats".split(),
             str(args.trials),
-            *"--det-repeats 1 --gpus-per-trial".split(),
+            "--det-repeats",
+            args.det_repeats,
+            "--modes",
+            args.modes,
+            "--gpus-per-trial",
             share,
             "--cpus-per-trial",
             args.cpus_per_trial,

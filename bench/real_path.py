@@ -153,7 +153,7 @@ def plain_epochs(
 
     from datasets import get_dataset, reader_options
     from datasets.registry import STREAMED
-    from trainables import determinism
+    from trainables import augment, determinism
     from trainables.loop import build_model, default_device
     from trainables.losses import Loss
     from trainables.optim import build_optimizer
@@ -165,6 +165,7 @@ def plain_epochs(
     streamed = cfg.dataset in STREAMED
     batches = (file_batches if streamed else memory_batches)(cfg, data, device)
     floor = decoded_batches(cfg, data, device) if streamed else None
+    steps = augment.device_steps(cfg.augment) if streamed else None  # the pipeline's part on the GPU, every epoch
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
     mean = torch.tensor(cfg.mean, device=device).view(1, -1, 1, 1)
     std = torch.tensor(cfg.std, device=device).view(1, -1, 1, 1)
@@ -192,6 +193,7 @@ def plain_epochs(
             sync()
             start = time.perf_counter()
             for x, y in source():
+                x = x if steps is None else steps(x, torch.randint(2**31, (len(x),)).tolist())
                 x = ((x.float() / 255 - mean) / std).contiguous(memory_format=memory)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"):
                     loss = loss_fn(model(x), y)

@@ -117,7 +117,8 @@ def test_augmented_file_stream_is_the_same_with_and_without_workers(two_class_fo
     assert 0.0 <= finals[0]["test_auc"] <= 1.0 and finals[0]["metric"] == finals[0]["test_auc"]
 
 
-def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_folder):
+@pytest.mark.parametrize("pipeline", ["sdnet", "cbis"])  # cbis: its noise is drawn on the device
+def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_folder, pipeline):
     from trainables.file_stream import FileStream
 
     splits = get_dataset("folder").load(two_class_folder)
@@ -128,7 +129,7 @@ def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_
             splits.train.labels,
             channels=3,
             size=(16, 16),
-            pipeline="sdnet",
+            pipeline=pipeline,
             batch_size=4,
             seed=seed,
             num_workers=0,
@@ -142,7 +143,8 @@ def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_
     assert not torch.equal(first_batch(0, 2)[0], a) and not torch.equal(first_batch(1, 1)[0], a)
 
 
-def test_one_running_stream_gives_each_epoch_as_a_fresh_one_would(two_class_folder):
+@pytest.mark.parametrize("pipeline", ["sdnet", "cbis"])
+def test_one_running_stream_gives_each_epoch_as_a_fresh_one_would(two_class_folder, pipeline):
     """The training iterator runs across epochs (the next epoch is read ahead); that must not change
     any batch, with workers or without, nor survive an epoch left half read."""
     from trainables.file_stream import FileStream
@@ -155,7 +157,7 @@ def test_one_running_stream_gives_each_epoch_as_a_fresh_one_would(two_class_fold
             splits.train.labels,
             channels=3,
             size=(16, 16),
-            pipeline="sdnet",
+            pipeline=pipeline,
             batch_size=4,
             seed=3,
             num_workers=workers,

@@ -2,17 +2,21 @@
 
 Every draw of an example's augmentation comes from a seed made of (seed, epoch, example index), set
 on the pipeline right before that example: the stream is the same for every repeat and mode and
-whatever worker process handles the example.
+whatever worker process handles the example. A step that costs the CPU far more than the GPU runs
+on the device instead (device_steps), from a seed of its own made the same way.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Sequence
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # why: its import otherwise asks the network
 
 import albumentations as A  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from trainables.config import AUGMENTS  # noqa: E402
 
@@ -36,16 +40,37 @@ def build(name: str, size: tuple[int, int]) -> A.Compose:
             A.ToGray(num_output_channels=3, p=0.2),
             A.Rotate(limit=45, p=0.5),
         ]
-    elif name == "cbis":  # flip, affine (15 deg, translate 0.1, scale 0.8-1.6, shear 25), Gaussian noise 0.005
+    elif name == "cbis":  # flip, affine (15 deg, translate 0.1, scale 0.8-1.6, shear 25); then device_steps' noise
         steps = [
             A.HorizontalFlip(p=0.5),
             A.Affine(rotate=(-15, 15), translate_percent=(-0.1, 0.1), scale=(0.8, 1.6), shear=(-25, 25), p=1.0),
-            A.GaussNoise(std_range=(0.005, 0.005), p=1.0),
         ]
     else:
         raise ValueError(f"unknown augmentation {name!r}; known: {', '.join(PIPELINES)}")
     return A.Compose(resize + steps)
 
 
-def example_seed(seed: int, epoch: int, index: int) -> int:
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])
+DeviceSteps = Callable[[torch.Tensor, Sequence[int]], torch.Tensor]  # (uint8 N x C x H x W, a seed per example)
+
+
+def device_steps(name: str) -> DeviceSteps | None:
+    """The pipeline's last steps, run on the batch once it is on the device. cbis: Gaussian noise
+    of 0.005 of the pixel range (the reference study's), which albumentations drew on the CPU at
+    0.11-0.14 s a full-size mammogram, 60% of a decoding worker's time (bench/RESULTS.md)."""
+    return functools.partial(gaussian_noise, std=0.005 * 255) if name == "cbis" else None
+
+
+def gaussian_noise(x: torch.Tensor, seeds: Sequence[int], std: float) -> torch.Tensor:
+    """Per pixel and channel noise of `std` on uint8 images, each example's drawn from its own seed,
+    applied as albumentations' GaussNoise applies it to uint8: truncated toward zero, saturated."""
+    noisy = torch.empty_like(x)
+    for k, seed in enumerate(seeds):
+        generator = torch.Generator(x.device).manual_seed(seed)
+        noise = torch.randn(x.shape[1:], generator=generator, device=x.device).mul_(std).trunc_()
+        noisy[k] = noise.add_(x[k]).clamp_(0, 255).to(torch.uint8)
+    return noisy
+
+
+def example_seed(seed: int, epoch: int, index: int, part: int = 0) -> int:
+    """The seed of example `index` in `epoch`; part 0 seeds its albumentations pipeline, part 1 its device steps."""
+    return int(np.random.SeedSequence([seed, epoch, index, *([part] if part else [])]).generate_state(1)[0])

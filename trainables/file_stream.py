@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datasets.image_folder import MAX_IMAGE_PIXELS
 from trainables import augment  # why: imported before the workers fork, so none of them imports it again
-from trainables.batches import EpochPlan, batch_count, epoch_plan, on_device, seeded_loader
+from trainables.batches import EpochPlan, batch_count, epoch_plan, seeded_loader
 from trainables.determinism import seed_everything
 
 # why: OpenCV's own pixel limit, read at its first imread, follows the one the driver checked with
@@ -60,7 +60,8 @@ class _Examples(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, key: tuple[int, int]) -> tuple[torch.Tensor, int, int, int]:
+        """(image, label, index, the seed of its device steps)."""
         epoch, index = key
         example_seed = augment.example_seed(self.seed, epoch, index)
         seed_everything(
@@ -69,7 +70,8 @@ class _Examples(Dataset):
         self.transform.set_random_seed(example_seed)
         image = self.transform(image=read_image(self.paths[index], self.channels))["image"]
         image = image if image.ndim == 3 else image[:, :, None]
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.labels[index]), index
+        image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        return image, int(self.labels[index]), index, augment.example_seed(self.seed, epoch, index, part=1)
 
 
 class _Keys(Sampler):
@@ -128,6 +130,7 @@ class FileStream:
         self.labels, self.channels, self.size, self.seed = labels, channels, size, seed
         self.cache_left = eval_cache_mb * 2**20  # bytes of decoded held-out images that may still be kept
         self.batch_size, self.num_workers, self.device, self.drop_last = batch_size, num_workers, device, drop_last
+        self.device_steps = augment.device_steps(pipeline)
         self._batches = _EpochBatches(self.plan, batch_size, drop_last)
         self._train = self._loader(
             _Examples(paths, labels, channels, size, pipeline, seed), batch_sampler=self._batches
@@ -160,11 +163,18 @@ class FileStream:
         starts a new one there."""
         if self._running is None or epoch != self._next_epoch:
             self._batches.first = epoch
-            self._running = on_device(self._train, self.device)
+            self._running = self._on_device()
         self._next_epoch = None  # why: an epoch left unfinished cannot be continued
         for _ in range(len(self)):
             yield next(self._running)
         self._next_epoch = epoch + 1
+
+    def _on_device(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """The training loader's batches on the device (asynchronously from pinned memory on a GPU),
+        the pipeline's device steps applied; their seeds, drawn in the workers, stay on the host."""
+        for x, y, index, seeds in self._train:
+            x, y, index = (t.to(self.device, non_blocking=self._train.pin_memory) for t in (x, y, index))
+            yield (x if self.device_steps is None else self.device_steps(x, seeds.tolist())), y, index
 
     def held_out(self, split, batch_size: int) -> Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]:  # noqa: ANN001
         """A held-out FileSplit's fixed-order batches (see evaluation)."""
@@ -194,7 +204,7 @@ class FileStream:
             )
         size = len(labels) * self.channels * self.size[0] * self.size[1]  # (0, 0): sizes as read, unknown: never kept
         keep: list[tuple[torch.Tensor, torch.Tensor]] | None = [] if 0 < size <= self.cache_left else None
-        for x, y, _ in self._held[id(paths)][1]:
+        for x, y, *_ in self._held[id(paths)][1]:
             if keep is not None:
                 keep.append((x, y))
             yield x, y
