@@ -61,7 +61,7 @@ H200_GIB, A100_GIB = 143771 / 1024, 81920 / 1024  # memory.total as nvidia-smi r
 
 
 def test_a_preset_packs_fewer_trials_on_a_gpu_too_small_for_its_packing(capsys):
-    # cbis packs two per H200 (111.7 GiB measured together): an 80-GB GPU gets one, with a line saying so
+    # cbis packs two per H200 (97.4 GiB measured together): an 80-GB GPU gets one, with a line saying so
     where = "this machine (where Ray starts) has"
     cbis = parse(["--dataset", "cbis"])
     assert launch.resolve_gpus(cbis, 16, 1, where=where, read_gpu_memory=lambda: H200_GIB) == 0.5
@@ -69,7 +69,7 @@ def test_a_preset_packs_fewer_trials_on_a_gpu_too_small_for_its_packing(capsys):
     assert launch.resolve_gpus(cbis, 16, 1, where=where, read_gpu_memory=lambda: A100_GIB) == 1
     line = capsys.readouterr().out
     assert (
-        line.startswith("GPUs per trial: 1, 1 per GPU: the preset packs 2, a cbis trial took 56 GiB")
+        line.startswith("GPUs per trial: 1, 1 per GPU: the preset packs 2, a cbis trial took 49 GiB")
         and "80 GiB" in line
     )
     # sdnet packs four (77.8 GiB measured together): three fit an 80-GB GPU with the margin
