@@ -35,6 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from gpu_use import Sampler  # noqa: E402  (bench/ is the script's own folder)
 
+from layout import PAPER_MODES  # noqa: E402
+
 
 def trial_spans(trials: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
     """Each trial's start and end on the wall clock: from its process's (or its slot's) start, through its imports and runtime."""
@@ -110,7 +112,7 @@ def main() -> None:
     )
     parser.add_argument("--trials", type=int, default=16, help="non-deterministic repeats of one configuration")
     parser.add_argument("--det-repeats", default="1", help="deterministic repeats (2 or more: are they bit-identical?)")
-    parser.add_argument("--modes", default="deterministic,nondeterministic", help="passed to sweeps/run.py")
+    parser.add_argument("--modes", default=",".join(PAPER_MODES), help="passed to sweeps/run.py")
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--cpus-per-trial", default="2")
     parser.add_argument("--storage", default="/tmp/bench_packing")
