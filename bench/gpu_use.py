@@ -1,5 +1,6 @@
 """How busy every GPU was while a command ran (issue #13, item 4): NVML's utilisation and memory
-of each GPU, sampled in a thread, summarised per GPU. Use it around any command, the user's own:
+of each GPU, and its SM clock, power and reasons for holding the clock down (issue #9: did the card
+slow itself while epochs spread?), sampled in a thread, summarised per GPU. Use it around any command, the user's own:
 
     python bench/gpu_use.py --csv /tmp/gpu_use.csv -- python sweeps/run.py --dataset sdnet --data-dir /tmp/sdnet
 
@@ -20,9 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
+# NVML's clock-event reasons that mean the card slowed itself (power cap, thermal or hardware
+# slowdown, power brake), as opposed to idling or running at clocks someone set
+SLOWDOWN_REASONS = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
+
 
 class Sampler:
-    """Samples every GPU's utilisation and memory every `period` seconds while the block runs."""
+    """Samples every GPU's utilisation, memory, SM clock, power and clock-event reasons every `period` seconds while the block runs."""
 
     def __init__(self, period: float = 0.5) -> None:
         import pynvml
@@ -42,7 +47,10 @@ class Sampler:
             for index, handle in enumerate(self.handles):
                 use = self.nvml.nvmlDeviceGetUtilizationRates(handle)
                 memory = self.nvml.nvmlDeviceGetMemoryInfo(handle)
-                self.rows.append((time.monotonic() - start, index, use.gpu, memory.used / 2**30))
+                clock = self.nvml.nvmlDeviceGetClockInfo(handle, self.nvml.NVML_CLOCK_SM)
+                power = self.nvml.nvmlDeviceGetPowerUsage(handle) / 1000
+                reasons = self.nvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle)
+                self.rows.append((time.monotonic() - start, index, use.gpu, memory.used / 2**30, clock, power, reasons))
 
     def __enter__(self) -> Sampler:
         self._thread.start()
@@ -53,10 +61,12 @@ class Sampler:
         self._thread.join()
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["t_s", "gpu", "util_pct", "memory_gib"])
+        columns = ["t_s", "gpu", "util_pct", "memory_gib", "sm_clock_mhz", "power_w", "clock_reasons"]
+        return pd.DataFrame(self.rows, columns=columns)
 
     def summary(self) -> str:
-        """One line per GPU: mean and median utilisation, the share of samples at 0%, peak memory."""
+        """One line per GPU: mean and median utilisation, the share of samples at 0%, peak memory; then
+        the SM clock's range and median while busy, peak power, and the share of samples slowed by the card."""
         frame = self.frame()
         if frame.empty:
             return "no GPU samples (the block ended within one period)"
@@ -65,6 +75,17 @@ class Sampler:
             lines.append(
                 f"GPU {gpu}: utilisation mean {g['util_pct'].mean():.0f}%, median {g['util_pct'].median():.0f}%, "
                 f"idle in {(g['util_pct'] == 0).mean():.0%} of {len(g)} samples; memory peak {g['memory_gib'].max():.1f} GiB"
+            )
+            busy = g[g["util_pct"] > 0]
+            clock = (
+                f"SM clock while busy {busy['sm_clock_mhz'].min()}-{busy['sm_clock_mhz'].max()} MHz, "
+                f"median {busy['sm_clock_mhz'].median():.0f}"
+                if len(busy)
+                else "never busy"
+            )
+            slowed = (g["clock_reasons"] & SLOWDOWN_REASONS) != 0
+            lines.append(
+                f"  {clock}; power peak {g['power_w'].max():.0f} W; slowed by power or heat in {slowed.mean():.0%} of samples"
             )
         return "\n".join(lines)
 

@@ -14,7 +14,8 @@ sys.path.append(str(Path(__file__).resolve().parent.parent / "bench"))  # bench/
 
 @pytest.fixture
 def two_gpus(monkeypatch):
-    """GPU 0 runs kernels all the time with 10 GiB in use; GPU 1 never does and holds 1 GiB."""
+    """GPU 0 runs kernels all the time with 10 GiB in use, at 1,755 MHz and 600 W held by its power
+    cap; GPU 1 never does, holds 1 GiB and idles at 345 MHz."""
     nvml = types.ModuleType("pynvml")
     nvml.NVMLError = RuntimeError
     nvml.nvmlInit = lambda: None
@@ -22,6 +23,10 @@ def two_gpus(monkeypatch):
     nvml.nvmlDeviceGetHandleByIndex = lambda i: i
     nvml.nvmlDeviceGetUtilizationRates = lambda h: types.SimpleNamespace(gpu=100 if h == 0 else 0)
     nvml.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(used=(10 if h == 0 else 1) * 2**30)
+    nvml.NVML_CLOCK_SM = 1
+    nvml.nvmlDeviceGetClockInfo = lambda h, kind: (1755 if h == 0 else 345) if kind == 1 else 0
+    nvml.nvmlDeviceGetPowerUsage = lambda h: 600_000 if h == 0 else 90_000  # milliwatts
+    nvml.nvmlDeviceGetCurrentClocksThrottleReasons = lambda h: 0x4 if h == 0 else 0x1  # power cap / idle
     monkeypatch.setitem(sys.modules, "pynvml", nvml)
 
 
@@ -32,10 +37,15 @@ def test_each_gpu_is_summarised_on_its_own_line(two_gpus):
         time.sleep(0.2)
     frame = sampler.frame()
     assert set(frame["gpu"]) == {0, 1} and len(frame) >= 10
-    busy, idle = sampler.summary().splitlines()
+    busy, busy_clock, idle, idle_clock = sampler.summary().splitlines()
     assert busy.startswith("GPU 0: utilisation mean 100%, median 100%, idle in 0% of")
     assert busy.endswith("memory peak 10.0 GiB")
+    assert (
+        busy_clock
+        == "  SM clock while busy 1755-1755 MHz, median 1755; power peak 600 W; slowed by power or heat in 100% of samples"
+    )
     assert idle.startswith("GPU 1: utilisation mean 0%, median 0%, idle in 100% of")
+    assert idle_clock == "  never busy; power peak 90 W; slowed by power or heat in 0% of samples"
 
 
 def test_a_machine_without_nvml_is_one_line(monkeypatch):
