@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from datasets.image_folder import MAX_IMAGE_PIXELS
 from trainables import augment  # why: imported before the workers fork, so none of them imports it again
 from trainables.batches import EpochPlan, batch_count, epoch_plan, seeded_loader
-from trainables.determinism import seed_everything
+from trainables.determinism import seed_host
 
 # why: OpenCV's own pixel limit, read at its first imread, follows the one the driver checked with
 os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(MAX_IMAGE_PIXELS))
@@ -64,9 +64,7 @@ class _Examples(Dataset):
         """(image, label, index, the seed of its device steps)."""
         epoch, index = key
         example_seed = augment.example_seed(self.seed, epoch, index)
-        seed_everything(
-            example_seed
-        )  # why: a draw from a global RNG is then the same whichever worker runs the example
+        seed_host(example_seed)  # why: a draw from a global RNG is then the same whichever worker runs the example
         self.transform.set_random_seed(example_seed)
         image = self.transform(image=read_image(self.paths[index], self.channels))["image"]
         image = image if image.ndim == 3 else image[:, :, None]
