@@ -72,7 +72,7 @@ def test_a_preset_packs_fewer_trials_on_a_gpu_too_small_for_its_packing(capsys):
         line.startswith("GPUs per trial: 1, 1 per GPU: the preset packs 2, a cbis trial took 49 GiB")
         and "80 GiB" in line
     )
-    # sdnet packs four (77.8 GiB measured together): three fit an 80-GB GPU with the margin
+    # sdnet packs four (87.5 GiB measured together): three fit an 80-GB GPU with the margin
     assert launch.resolve_gpus(parse(["--dataset", "sdnet"]), 16, 2, read_gpu_memory=lambda: A100_GIB) == 0.3333
     # the flag, an unknown memory and a preset without a measured peak keep their share
     flag = parse(["--dataset", "cbis", "--gpus-per-trial", "0.5"])
