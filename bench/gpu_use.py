@@ -1,6 +1,7 @@
 """How busy every GPU was while a command ran (issue #13, item 4): NVML's utilisation and memory
 of each GPU, and its SM clock, power and reasons for holding the clock down (issue #9: did the card
-slow itself while epochs spread?), sampled in a thread, summarised per GPU. Use it around any command, the user's own:
+slow itself while epochs spread?), sampled in a thread, summarised per GPU. Use it around any
+command, the user's own:
 
     python bench/gpu_use.py --csv /tmp/gpu_use.csv -- python sweeps/run.py --dataset sdnet --data-dir /tmp/sdnet
 
@@ -27,7 +28,8 @@ SLOWDOWN_REASONS = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
 
 
 class Sampler:
-    """Samples every GPU's utilisation, memory, SM clock, power and clock-event reasons every `period` seconds while the block runs."""
+    """Samples every GPU's utilisation, memory, SM clock, power and clock-event reasons every
+    `period` seconds while the block runs."""
 
     def __init__(self, period: float = 0.5) -> None:
         import pynvml
