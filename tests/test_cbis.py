@@ -146,6 +146,7 @@ def test_benign_without_callback_counts_as_benign_or_is_dropped(cbis_dir):
 
 
 def test_conversion_happens_once(cbis_dir):
+    get_dataset("cbis").prepare(cbis_dir)  # why: under pytest-xdist no earlier test may have run in this worker
     png = cbis_dir / "png16" / "Mass-Training_P_00001_LEFT_CC.png"
     stamp = png.stat().st_mtime_ns
     get_dataset("cbis").prepare(cbis_dir)
