@@ -65,7 +65,7 @@ class _Examples(Dataset):
         epoch, index = key
         example_seed = augment.example_seed(self.seed, epoch, index)
         seed_host(example_seed)  # why: a draw from a global RNG is then the same whichever worker runs the example
-        self.transform.set_random_seed(example_seed)
+        augment.seed_pipeline(self.transform, example_seed)
         image = self.transform(image=read_image(self.paths[index], self.channels))["image"]
         image = image if image.ndim == 3 else image[:, :, None]
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
