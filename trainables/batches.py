@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from trainables.determinism import seed_everything
+from trainables.determinism import seed_host
 
 
 @dataclass(frozen=True)
@@ -212,7 +212,7 @@ def on_device(loader: DataLoader, device: torch.device) -> Iterator[tuple[torch.
 
 
 def _seed_worker(seed: int, epoch: int, worker: int) -> None:
-    seed_everything(int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0]))
+    seed_host(int(np.random.SeedSequence([seed, epoch, worker]).generate_state(1)[0]))
     torch.set_num_threads(1)  # why: workers are processes already; threads would oversubscribe
 
 
