@@ -68,3 +68,22 @@ def test_a_failed_trial_shows_its_exception_line_whatever_its_class_is_called(tm
         "cv2.error: OpenCV(4.10.0) error: (-215:Assertion failed) pixels <= CV_IO_MAX_IMAGE_PIXELS in function 'validateInputImageSize'\n"
     )
     assert error_line(error).startswith("cv2.error: OpenCV(4.10.0) error: (-215:Assertion failed)")
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_colour_images_read_as_contiguous_rgb_or_grey_as_before(tmp_path, mode):
+    import cv2
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (17, 23, len(mode)), dtype=np.uint8)
+    png, jpg = tmp_path / "x.png", tmp_path / "x.jpg"
+    Image.fromarray(pixels, mode=mode).save(png)
+    Image.fromarray(pixels[:, :, :3]).save(jpg, quality=90)
+    rgb = read_image(str(png), 3)
+    assert rgb.flags.c_contiguous and np.array_equal(rgb, pixels[:, :, :3])  # the alpha channel dropped
+    grey = read_image(str(png), 1)
+    assert grey.shape == (17, 23, 1) and np.array_equal(
+        grey[:, :, 0], cv2.cvtColor(pixels[:, :, :3], cv2.COLOR_RGB2GRAY)
+    )
+    # a JPEG as the reversed view of OpenCV's BGR read gave it (decoders differ, so not against Pillow)
+    assert np.array_equal(read_image(str(jpg), 3), cv2.imread(str(jpg))[:, :, ::-1])

@@ -39,11 +39,12 @@ def read_image(path: str, channels: int) -> np.ndarray:
         array = (array >> 8).astype(np.uint8)
     if array.ndim == 2:
         array = array[:, :, None]
-    if array.shape[2] == 4:
-        array = array[:, :, :3]
-    if array.shape[2] == 3:
-        array = array[:, :, ::-1]  # OpenCV reads BGR
-        return array if channels == 3 else cv2.cvtColor(np.ascontiguousarray(array), cv2.COLOR_RGB2GRAY)[:, :, None]
+    if array.shape[2] in (3, 4):  # OpenCV reads BGR(A); the alpha channel is dropped
+        # why: a reversed view ([:, :, ::-1]) cost the first augmentation step a 0.15-ms copy of a 256 x 256
+        # image, 15% of an SDNET example's time in a decoding worker; cvtColor writes it contiguous
+        code = (cv2.COLOR_BGR2RGB, cv2.COLOR_BGRA2RGB) if channels == 3 else (cv2.COLOR_BGR2GRAY, cv2.COLOR_BGRA2GRAY)
+        converted = cv2.cvtColor(array, code[array.shape[2] == 4])
+        return converted if channels == 3 else converted[:, :, None]
     return np.repeat(array, channels, axis=2) if channels > 1 else array
 
 
