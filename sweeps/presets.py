@@ -159,7 +159,8 @@ PRESETS: dict[str, dict] = {
             "repeats": 15,
             "det_repeats": 1,
             "gpus_per_trial": 0.25,
-            "gpu_memory_gib": 22.3,  # one alone on an H200 in channels_last; four packed 87.5 GiB (bench/RESULTS.md, 2026-12-01)
+            # one alone on an H200 in channels_last; four packed 87.5 GiB (bench/RESULTS.md, 2026-12-01)
+            "gpu_memory_gib": 22.3,
             "cpus_per_trial": 4,
         },
         "trial": {

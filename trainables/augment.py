@@ -1,9 +1,10 @@
 """Named albumentations pipelines for data sets streamed from files, each seeded per example.
 
 Every draw of an example's augmentation comes from a seed made of (seed, epoch, example index), set
-on the pipeline right before that example, each step drawing from a seed of its own (seed_pipeline): the stream is the same for every repeat and mode and
-whatever worker process handles the example. A step that costs the CPU far more than the GPU runs
-on the device instead (device_steps), from a seed of its own made the same way.
+on the pipeline right before that example, each step drawing from a seed of its own (seed_pipeline):
+the stream is the same for every repeat and mode and whatever worker process handles the example. A
+step that costs the CPU far more than the GPU runs on the device instead (device_steps), from a seed
+of its own made the same way.
 """
 
 from __future__ import annotations
