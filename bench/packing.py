@@ -96,14 +96,70 @@ def epoch_parts(epochs: pd.DataFrame, trials: pd.DataFrame, count: int) -> str:
 
     packed = together(epochs, trials, count)
     digests = sorted(trials.loc[trials["mode"] == "deterministic", "weights_sha256"].str[:12])
+    noisy = trials.loc[trials["mode"] != "deterministic", "weights_sha256"]
     return (
         f"epochs 2..: {medians(epochs[epochs['epoch'] >= 2])}\n    with {count} trials training at once: "
         + (medians(packed) if len(packed) else "none (longer trials would overlap)")
-        + f"\n    deterministic digests {', '.join(digests) or 'none'}"
+        + f"\n    deterministic digests {', '.join(digests) or 'none'}; other modes: {noisy.nunique()} distinct of {len(noisy)}"
     )
 
 
-def main() -> None:
+def study(args: argparse.Namespace, share: str, name: str) -> tuple[float, str]:
+    """One study through sweeps/run.py at `share` GPUs per trial: (trials per hour, its printed lines)."""
+    import torch
+
+    from analysis import load_experiment
+
+    gpus = max(torch.cuda.device_count(), 1)
+    command = [
+        sys.executable,
+        *"sweeps/run.py --dataset".split(),
+        args.dataset,
+        "--data-dir",
+        args.data_dir,
+        *"--seeds 0 --optimizers sgd --repeats".split(),
+        str(args.trials),
+        "--det-repeats",
+        args.det_repeats,
+        "--modes",
+        args.modes,
+        "--gpus-per-trial",
+        share,
+        "--cpus-per-trial",
+        args.cpus_per_trial,
+        "--storage-path",
+        args.storage,
+        "--name",
+        name,
+    ]
+    command += ["--epochs", str(args.epochs)] if args.epochs else []
+    command += [f"--set={item}" for item in args.set] + (["--pin-cpus"] if args.pin_cpus else [])
+    start = time.time()
+    with Sampler() if torch.cuda.is_available() else contextlib.nullcontext() as gpu_use:
+        proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    end = time.time()
+    wall = end - start
+    if proc.returncode != 0:
+        sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    experiment = load_experiment(Path(args.storage) / name)
+    trials = experiment.trials
+    busy = float(trials["runtime_s"].sum())
+    slot_seconds = wall * (gpus / float(share) if float(share) else 1)  # CPU only: one slot
+    with_imports = busy + float(trials["startup_imports_s"].sum())
+    per_hour = len(trials) / wall * 3600
+    epochs = int(trials["epochs_done"].sum())
+    text = (
+        f"  gpus-per-trial {share}, {Path(args.storage) / name}: {len(trials)} trials, "
+        f"{per_hour:.0f} trials/h ({epochs / wall * 3600:.0f} trial-epochs/h), efficiency {busy / slot_seconds:.2f} "
+        f"({with_imports / slot_seconds:.2f} counting each trial's imports); median trial {trials['runtime_s'].median():.1f} s, "
+        f"median start-up {trials['startup_s'].median():.1f} s\n    {where_the_wall_went(trials, start, end)}"
+        f"\n    {epoch_parts(experiment.epochs, trials, min(len(trials), int(1 / float(share)) if float(share) else 1))}"
+        + ("" if gpu_use is None else "\n    " + gpu_use.summary().replace("\n", "\n    "))
+    )
+    return per_hour, text
+
+
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", default="cifar10")
     parser.add_argument("--data-dir", required=True)
@@ -120,12 +176,13 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="passed to sweeps/run.py (e.g. eval_every=4)"
     )
     parser.add_argument("--pin-cpus", action="store_true", help="passed to sweeps/run.py")
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = parser().parse_args()
     import torch
 
-    from analysis import load_experiment
-
-    gpus = max(torch.cuda.device_count(), 1)
     card = torch.cuda.get_device_name() if torch.cuda.is_available() else "CPU"
     print(
         f"{card} x {torch.cuda.device_count()} | {args.dataset}, modes {args.modes} ({args.trials} repeats, "
@@ -134,53 +191,10 @@ def main() -> None:
     )
     rows = []
     for share in args.shares.split(","):
-        name = f"share-{share}-{int(time.time())}"
-        command = [
-            sys.executable,
-            *"sweeps/run.py --dataset".split(),
-            args.dataset,
-            "--data-dir",
-            args.data_dir,
-            *"--seeds 0 --optimizers sgd --repeats".split(),
-            str(args.trials),
-            "--det-repeats",
-            args.det_repeats,
-            "--modes",
-            args.modes,
-            "--gpus-per-trial",
-            share,
-            "--cpus-per-trial",
-            args.cpus_per_trial,
-            "--storage-path",
-            args.storage,
-            "--name",
-            name,
-        ]
-        command += ["--epochs", str(args.epochs)] if args.epochs else []
-        command += [f"--set={item}" for item in args.set] + (["--pin-cpus"] if args.pin_cpus else [])
-        start = time.time()
-        with Sampler() if torch.cuda.is_available() else contextlib.nullcontext() as gpu_use:
-            proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
-        end = time.time()
-        wall = end - start
-        if proc.returncode != 0:
-            sys.exit(f"share {share}: the study failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        experiment = load_experiment(Path(args.storage) / name)
-        trials = experiment.trials
-        busy = float(trials["runtime_s"].sum())
-        slot_seconds = wall * (gpus / float(share) if float(share) else 1)  # CPU only: one slot
-        with_imports = busy + float(trials["startup_imports_s"].sum())
-        rows.append((share, len(trials) / wall * 3600))
+        per_hour, text = study(args, share, f"share-{share}-{int(time.time())}")
+        rows.append((share, per_hour))
         # why: each share's figures print as soon as its study ends, so a run cut short keeps them
-        print(
-            f"  gpus-per-trial {share}, {Path(args.storage) / name}: {len(trials)} trials, "
-            f"{rows[-1][1]:.0f} trials/h, efficiency {busy / slot_seconds:.2f} ({with_imports / slot_seconds:.2f} "
-            f"counting each trial's imports); median trial {trials['runtime_s'].median():.1f} s, "
-            f"median start-up {trials['startup_s'].median():.1f} s\n    {where_the_wall_went(trials, start, end)}"
-            f"\n    {epoch_parts(experiment.epochs, trials, min(len(trials), int(1 / float(share)) if float(share) else 1))}"
-            + ("" if gpu_use is None else "\n    " + gpu_use.summary().replace("\n", "\n    ")),
-            flush=True,
-        )
+        print(text, flush=True)
     print(
         "throughput against the first share: "
         + ", ".join(f"{share} {per_hour / rows[0][1]:.2f}x" for share, per_hour in rows)

@@ -144,7 +144,13 @@ def file_batches(cfg, data, device):  # noqa: ANN001, ANN201 (a TrialConfig, Fil
 
 
 def plain_epochs(
-    dataset: str, data_dir: str, epochs: int, mode: str, cores: int, settings: Sequence[str]
+    dataset: str,
+    data_dir: str,
+    epochs: int,
+    mode: str,
+    cores: int,
+    settings: Sequence[str],
+    variants: Sequence[tuple[str, bool]] = tuple(VARIANTS),
 ) -> dict[str, list[float]]:
     """The plain loop's epoch times per variant, the variants' epochs interleaved. Data sets streamed
     from files have no pinned variants (their workers keep the placement they started with); their
@@ -172,7 +178,7 @@ def plain_epochs(
     all_cores = sorted(os.sched_getaffinity(0))
     torch.set_num_threads(cores)  # as a trial runs, pinned or not (Ray sets OMP_NUM_THREADS to its CPUs)
     runs = {}
-    for layout, second in VARIANTS:
+    for layout, second in variants:
         memory = torch.channels_last if layout == "channels_last" else torch.contiguous_format
         model = build_model(cfg, data, loss_fn.outputs(len(data.classes))).to(device, memory_format=memory)
         name = layout + (("", " decoded in memory") if streamed else ("", " pinned"))[second]
@@ -270,12 +276,16 @@ def main() -> None:
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a trial setting, as sweeps/run.py's --set"
     )
     parser.add_argument("--plain", metavar="MODE", help=argparse.SUPPRESS)  # internal: one plain-loop process
+    parser.add_argument(  # internal: one layout, unpinned (bench/mps.py runs several plain loops at once)
+        "--plain-layout", choices=("nchw", "channels_last"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args()
     from sweeps.presets import PRESETS
 
     cores = max(1, int(PRESETS[args.dataset]["study"]["cpus_per_trial"]))
     if args.plain:
-        print(json.dumps(plain_epochs(args.dataset, args.data_dir, args.epochs, args.plain, cores, args.set)))
+        variants = [(args.plain_layout, False)] if args.plain_layout else VARIANTS
+        print(json.dumps(plain_epochs(args.dataset, args.data_dir, args.epochs, args.plain, cores, args.set, variants)))
         return
     import torch
 
