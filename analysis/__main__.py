@@ -16,7 +16,11 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m analysis")
     sub = parser.add_subparsers(dest="command", required=True)
     report = sub.add_parser("report", help="write report.md, CSV tables and PNG figures for an experiment directory")
-    report.add_argument("directory", type=Path, help="experiment directory (<storage-path>/<name>)")
+    report.add_argument(
+        "directory",
+        type=Path,
+        help="experiment directory (<storage-path>/<name>), or a trials.csv a report wrote (every table of the scores)",
+    )
     report.add_argument("--out", type=Path, help="output folder (default: DIR/report)")
     report.add_argument(
         "--alpha", type=float, default=0.05, help="significance level; intervals are at 1 - alpha (default: 0.05)"
@@ -37,25 +41,38 @@ def main(argv: list[str]) -> int:
     both.add_argument("b", type=Path, help="experiment directory B")
     both.add_argument("--out", type=Path, help="output folder (default: A/compare-<name of B>)")
     both.add_argument("--alpha", type=float, default=0.05, help="significance level (default: 0.05)")
+    for sub_parser in (report, both):
+        sub_parser.add_argument(
+            "--margin",
+            type=float,
+            default=0.1,
+            help="points: a shift under this counts as none in the equivalence test (default: 0.1)",
+        )
     args = parser.parse_args(argv)
     if not 0 < args.alpha < 1:
         parser.exit(2, "error: --alpha: must be between 0 and 1\n")
+    if not args.margin > 0:
+        parser.exit(2, "error: --margin: must be a number of points > 0\n")
     if args.command == "report":
         for flag, value in (("--board-power-w", args.board_power_w), ("--carbon-kg-per-kwh", args.carbon_kg_per_kwh)):
             if not value >= 0:
                 parser.exit(2, f"error: {flag}: must be a number >= 0\n")
+
     try:
         if args.command == "compare":
-            print(compare.run(args.a, args.b, args.out, args.alpha))
+            print(compare.run(args.a, args.b, args.out, args.alpha, args.margin))
             return 0
         experiment = load_experiment(args.directory)
-        out = args.out or args.directory / "report"
+        out = args.out or experiment.path / "report"
         print(
             build(
                 experiment,
                 out,
                 ReportOptions(
-                    alpha=args.alpha, board_power_w=args.board_power_w, carbon_kg_per_kwh=args.carbon_kg_per_kwh
+                    alpha=args.alpha,
+                    board_power_w=args.board_power_w,
+                    carbon_kg_per_kwh=args.carbon_kg_per_kwh,
+                    margin_pts=args.margin,
                 ),
             )
         )

@@ -5,21 +5,23 @@ contract (the integrity check says when they are not), so together they are ONE 
 deterministic score. Each other mode present (the paper's "nondeterministic", and any mode that
 takes it apart) is a *noisy mode*; a configuration's runs in one noisy mode are a *cell*.
 
-Runs of a cell that end with the same weights_sha256 are copies of one outcome (the autotuner
-picked the same kernels, or no kernel differed). They are real outcomes of the process, so
-estimates of spread use every run; tests that assume independent continuous draws are repeated on
-the distinct outcomes, one score per digest, and say so.
+Runs of a cell that end with the same weights_sha256 landed on one outcome (the autotuner picked
+the same kernels, or no kernel differed). Each run is a fresh process, so such copies are
+independent draws of a discrete variable that happened to agree, and how often each outcome occurs
+is information: every statistic uses every run, frequencies kept (analysis.inference). n_distinct
+describes how lumpy the runs are; no test is computed on distinct outcomes alone, which discards
+the frequencies (statistics-2.md: 0% power against changed outcome frequencies).
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from analysis.inference import sd, varies
 from layout import CONFIG_KEYS, DETERMINISTIC, PAPER_NOISY
 
 CONFIG = list(CONFIG_KEYS)
@@ -34,6 +36,7 @@ class Scored:
     done: pd.DataFrame
     notes: list[str]
     nan_trials: tuple[str, ...]  # finished trials whose score is NaN, left out of `done`
+    nan_configs: frozenset[tuple[str, int, str]] = frozenset()  # (optimizer, seed, mode) of those trials
 
 
 def finished(trials: pd.DataFrame) -> Scored:
@@ -58,7 +61,9 @@ def finished(trials: pd.DataFrame) -> Scored:
     ]
     # why: x100 turns 0.933 into 93.30000000000001; the rounding keeps that noise out of the CSVs
     done["score"] = (score * 100).round(10)
-    return Scored(done[done["score"].notna()], notes, nan_trials)
+    nan_rows = done[done["score"].isna()]
+    nan_configs = frozenset(zip(nan_rows["optimizer"], nan_rows["seed"], nan_rows["mode"]))
+    return Scored(done[done["score"].notna()], notes, nan_trials, nan_configs)
 
 
 def noisy_modes(done: pd.DataFrame) -> list[str]:
@@ -74,10 +79,11 @@ class Cell:
     optimizer: str
     seed: int
     mode: str
-    det: float  # the deterministic score (mean of its bit-identical repeats); NaN if none finished
+    det: float  # the deterministic score (mean of its bit-identical repeats); NaN if none is scored
     det_digest: str | None
     scores: np.ndarray  # every run of the noisy mode, in percent
     digests: np.ndarray  # weights_sha256 of each run, aligned with scores
+    det_nan: bool = False  # a deterministic run finished but scored NaN (excluded, listed)
 
     @property
     def n(self) -> int:
@@ -85,40 +91,52 @@ class Cell:
 
     @property
     def mean(self) -> float:
-        """The noisy runs' mean score; NaN with no run."""
-        return float(self.scores.mean()) if self.n else np.nan
+        """The noisy runs' mean score, exactly their score where they all agree; NaN with no run."""
+        if not self.n:
+            return np.nan
+        return float(self.scores[0]) if not varies(self.scores) else float(self.scores.mean())
+
+    @property
+    def sd(self) -> float:
+        """The runs' standard deviation: exactly 0 where they all agree (inference.sd)."""
+        return sd(self.scores)
 
     @property
     def diff(self) -> float:
         """det - mean, in points: the sign and unit of every table."""
         return self.det - self.mean
 
-    @functools.cached_property
-    def distinct(self) -> np.ndarray:
-        """One score per distinct weights digest (their mean: an evaluation may differ by a hair)."""
-        if not self.n:
-            return self.scores
-        return pd.Series(self.scores).groupby(self.digests, sort=False).mean().to_numpy()
-
     @property
     def n_distinct(self) -> int:
         return len(set(self.digests))
+
+    @property
+    def modal_share(self) -> float:
+        """The share of runs on the most frequent outcome (1: every run the same)."""
+        return float(pd.Series(self.digests).value_counts().iloc[0] / self.n) if self.n else np.nan
 
     @property
     def n_equal_det(self) -> int:
         return int((self.digests == self.det_digest).sum()) if self.det_digest is not None else 0
 
     @property
+    def det_missing(self) -> str:
+        """Why the cell has no deterministic score, or "" when it has one."""
+        if not np.isnan(self.det):
+            return ""
+        return "the deterministic run scored NaN (excluded)" if self.det_nan else "no deterministic run finished"
+
+    @property
     def copies_note(self) -> str:
-        """Why a test on every run may mislead here, or "" when every run is its own outcome."""
+        """How lumpy the runs are, or "" when every run is its own outcome (or all are one)."""
         if self.n_distinct in (1, self.n):  # all alike says "no variation" instead
             return ""
-        sizes = pd.Series(self.digests).value_counts()
-        return f"{int(sizes[sizes > 1].sum())} of {self.n} runs are bit-identical copies ({self.n_distinct} distinct outcomes)"
+        return f"{self.n - self.n_distinct} of {self.n} runs repeat an earlier run's outcome ({self.n_distinct} distinct outcomes)"
 
 
-def cells(done: pd.DataFrame) -> Iterator[Cell]:
-    """Every (optimizer, seed, noisy mode) with at least one run or a deterministic score."""
+def cells(done: pd.DataFrame, nan_configs: frozenset = frozenset()) -> Iterator[Cell]:
+    """Every (optimizer, seed, noisy mode) with at least one run or a deterministic score;
+    nan_configs (Scored.nan_configs) tells a NaN-scored deterministic run from a missing one."""
     for mode in noisy_modes(done):
         for (optimizer, seed), group in done.groupby(CONFIG, sort=True):
             det = group[group["mode"] == DET]
@@ -133,6 +151,7 @@ def cells(done: pd.DataFrame) -> Iterator[Cell]:
                 det_digest=det["weights_sha256"].iloc[0] if len(det) else None,
                 scores=noisy["score"].to_numpy(dtype=float),
                 digests=noisy["weights_sha256"].astype(str).to_numpy(),
+                det_nan=(optimizer, seed, DET) in nan_configs,
             )
 
 

@@ -1,5 +1,6 @@
-"""How numbers read in report.md and on the terminal: integers as integers, p-values that never
-read 0.000, "–" for an empty cell (the row's note says why), tiny distances in scientific form."""
+"""How numbers read in report.md and on the terminal: integers as integers, an exact zero as 0,
+p-values that never read 0.000, "–" for an empty cell (the row's note says why), tiny distances in
+scientific form."""
 
 from __future__ import annotations
 
@@ -33,8 +34,10 @@ def cell(value: object, column: str, digits: int = 3) -> str:
         return "yes" if value else "no"
     if _is_p(column):
         return p_value(float(value))
-    if column.startswith("n_for_") and int(value) == 2:
-        return "≤2"  # why: 2 is where the search starts (a t-test needs two runs), not an estimate
+    if isinstance(value, float) and value == 0:
+        return "0"  # why: exactly zero (runs that all agree), which 0.000 would not tell from rounding
+    if isinstance(value, float) and column.endswith("_share"):
+        return f"{value:.2f}"  # a share of runs: two places say it (0.55: 11 of 20)
     if isinstance(value, float) and column.startswith(("one_minus_cos", "rel_l2")):
         return f"{value:.1e}"
     if isinstance(value, float):

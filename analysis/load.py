@@ -3,7 +3,9 @@
 trials: one row per trial: every params.json key, status, final and best metric, runtime, digests,
 energy, where start-up went (startup_*_s) and environment (env_*). epochs: one row per trial and
 epoch. Works on a directory copied from another machine, with no Ray running; survives errored
-trials, trials still running and a truncated last line, and says what it skipped.
+trials, trials still running and a truncated last line, and says what it skipped. A trials.csv
+(the report writes one) stands in for a directory whose trial folders are gone: every statistic of
+the scores reads from it; per-epoch rows and per-trial files are then absent, and said so.
 """
 
 from __future__ import annotations
@@ -36,12 +38,45 @@ FINAL_KEYS = (
 )
 
 
+TRIALS_CSV = "trials.csv"
+
+
 @dataclass
 class Experiment:
-    path: Path
+    path: Path  # the experiment directory (for a trials.csv: the folder holding it)
     trials: pd.DataFrame
     epochs: pd.DataFrame
     skipped: list[str] = field(default_factory=list)
+    name: str = ""  # the study's name: its directory's, unless read from a trials.csv elsewhere
+
+    def __post_init__(self) -> None:
+        self.name = self.name or self.path.name
+
+
+def trials_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """The trials as the report writes them to trials.csv: every column, one row per trial, in
+    name order, so that load_experiment(trials.csv) gives the statistics back."""
+    return trials.sort_values("trial", kind="stable")
+
+
+def load_trials_csv(path: Path) -> Experiment:
+    """A trials.csv (trials_table's, or any with trial, optimizer, seed, mode, repeat and
+    final_metric) as an Experiment without per-epoch rows; status is read from the digests where
+    the file has none, as load_experiment reads it from a last result."""
+    trials = pd.read_csv(path)
+    lacking = [k for k in ("trial", *KEYS, "final_metric") if k not in trials]
+    if lacking:
+        raise FileNotFoundError(f"{path}: not a trials table (lacks {', '.join(lacking)})")
+    if "status" not in trials:
+        trials["status"] = trials[FINISHED_KEY].notna().map({True: "finished", False: "running"})
+    if "final_metric_reported" not in trials:
+        trials["final_metric_reported"] = trials["final_metric"].notna()
+    skipped = [
+        f"{path.name}: read from the trials table, which holds one row per trial: tables that need per-epoch "
+        "results, predictions.npz or last_layer.npz (epoch times, churn, similarity) need the experiment directory"
+    ]
+    epochs = pd.DataFrame(columns=["trial", "epoch"])
+    return Experiment(path.parent, trials, epochs, skipped, name=path.parent.name)
 
 
 def _parse_line(line: str) -> dict:
@@ -158,13 +193,15 @@ def _json_epochs(trial_dir: Path, index: int, skipped: list[str]) -> pd.DataFram
 
 
 def load_experiment(path: str | Path) -> Experiment:
-    """Read every trial folder (one holding params.json) under `path`.
+    """Read every trial folder (one holding params.json) under `path`, or a trials.csv.
 
     Per-epoch rows come from progress.csv (parsed by pyarrow in one pass, the fast path) and the
     final keys from the last line of result.json; a trial whose progress.csv is missing or ends at
     another epoch than its result.json is read from result.json line by line instead.
     """
     path = Path(path)
+    if path.is_file() and path.suffix == ".csv":
+        return load_trials_csv(path)
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such experiment directory")
     skipped: list[str] = []

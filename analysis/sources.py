@@ -2,43 +2,39 @@
 keep one of its sources (autotuner-only, kernels-only; see trainables.determinism), and what each
 mode costs. A study without those modes gives empty tables and no source lines.
 
-share = var(source mode) / var(paper mode): 1 means that source alone reproduces all the paper's
-noise, 0 that it adds none. Its interval is the F interval of a ratio of two normal variances. If
-the two sources were independent and added, their shares would sum to about 1 ("adds up").
+share = var(source mode) / var(paper mode), each pooled within seeds: 1 means that source alone
+reproduces all the paper's noise, 0 that it adds none. Its interval is the grouped jackknife's
+(inference.variance_ratio). Shares need not add up to 1: in chaotic training one perturbation
+alone can produce the full spread. A source mode whose runs never differed reads "0 of N runs
+differed", with the largest chance of a difference the data leave open, never a [0%, 0%] interval.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sp
 
+from analysis import inference
 from analysis.cells import DET, PAPER_NOISY, noisy_modes
-from analysis.stats import distinct_per_config, pooled_variance
+from analysis.stats import distinct_per_config, groups_by_seed
 
 AUTOTUNER, KERNELS = "autotuner-only", "kernels-only"
 SOURCES = (AUTOTUNER, KERNELS)
 
 
-def ratio_interval(
-    v_num: float, df_num: float, v_den: float, df_den: float, confidence: float = 0.95
-) -> tuple[float, float]:
-    """Interval for sigma_num^2 / sigma_den^2 from two sample variances of normal data."""
-    if not (df_num > 0 and df_den > 0 and v_den > 0) or np.isnan(v_num):
-        return np.nan, np.nan
-    ratio, tail = v_num / v_den, (1 - confidence) / 2
-    return float(ratio / sp.f.ppf(1 - tail, df_num, df_den)), float(ratio / sp.f.ppf(tail, df_num, df_den))
-
-
 def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, object]:
-    paper_var, paper_df = pooled_variance(by_mode[PAPER_NOISY]) if PAPER_NOISY in by_mode else (np.nan, 0)
+    paper = groups_by_seed(by_mode[PAPER_NOISY]) if PAPER_NOISY in by_mode else []
+    paper_var, paper_df = inference.pooled_variance(paper) if paper else (np.nan, 0)
     row: dict[str, object] = {"paper_var": paper_var, "paper_df": paper_df}
-    shares, parts = {}, []
     for mode in SOURCES:
         key = mode.split("-")[0]
-        var, df = pooled_variance(by_mode[mode]) if mode in by_mode else (np.nan, 0)
-        share = var / paper_var if paper_var > 0 else np.nan
-        lo, hi = ratio_interval(var, df, paper_var, paper_df, confidence)
+        source = groups_by_seed(by_mode[mode]) if mode in by_mode else []
+        var, dof = inference.pooled_variance(source) if source else (np.nan, 0)
+        share = lo = hi = np.nan
+        if var == 0 and paper_var > 0:
+            share = 0.0  # why: no run differed; its bound is in the `differ_at_most` column, not a [0, 0] interval
+        elif var > 0 and paper_var > 0:
+            share, lo, hi = inference.variance_ratio(source, paper, confidence)
         row.update(
             {
                 f"{key}_n_distinct": distinct_per_config(by_mode[mode]) if mode in by_mode else 0,
@@ -46,21 +42,9 @@ def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, objec
                 f"{key}_share": share,
                 f"{key}_share_lo": lo,
                 f"{key}_share_hi": hi,
+                f"{key}_differ_at_most": inference.none_differ_bound(dof, 1 - confidence) if var == 0 else np.nan,
             }
         )
-        shares[mode] = share
-        parts.append((var, df))
-    total = sum(v for v, _ in parts)
-    # why: Satterthwaite's df for a sum of two variance estimates
-    denom = sum(v**2 / d for v, d in parts if d > 0)
-    df_sum = total**2 / denom if denom > 0 else np.nan
-    lo, hi = ratio_interval(total, df_sum, paper_var, paper_df, confidence) if np.isfinite(df_sum) else (np.nan, np.nan)
-    row.update(
-        sum_share=total / paper_var if paper_var > 0 else np.nan,
-        sum_share_lo=lo,
-        sum_share_hi=hi,
-        adds_up=(lo <= 1 <= hi) if np.isfinite(lo) else pd.NA,
-    )
     row["note"] = (
         "the paper's mode showed no variation: no share"
         if paper_var == 0
@@ -74,11 +58,11 @@ def _row(by_mode: dict[str, pd.DataFrame], confidence: float) -> dict[str, objec
 COLUMNS = [
     "paper_var",
     "paper_df",
-    *[f"{m.split('-')[0]}_{c}" for m in SOURCES for c in ("n_distinct", "var", "share", "share_lo", "share_hi")],
-    "sum_share",
-    "sum_share_lo",
-    "sum_share_hi",
-    "adds_up",
+    *[
+        f"{m.split('-')[0]}_{c}"
+        for m in SOURCES
+        for c in ("n_distinct", "var", "share", "share_lo", "share_hi", "differ_at_most")
+    ],
     "note",
 ]
 
@@ -140,7 +124,11 @@ def mode_cost(done: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
                     "trial_vs_det_pct": (trial_min / base.get("trial_min", np.nan) - 1) * 100,
                     "epoch_s": epoch_s,
                     "epoch_vs_det_pct": (epoch_s / base.get("epoch_s", np.nan) - 1) * 100,
-                    "note": "" if np.isfinite(epoch_s) else "one epoch per trial: no epoch after the first to time",
+                    "note": ""
+                    if np.isfinite(epoch_s)
+                    else "no per-epoch results (read from a trials table)"
+                    if epochs.empty
+                    else "one epoch per trial: no epoch after the first to time",
                 }
             )
     return pd.DataFrame(
@@ -159,24 +147,31 @@ def mode_cost(done: pd.DataFrame, epochs: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _source_text(r, key: str, mode: str) -> str:  # noqa: ANN001 (a sources_pooled row)
+    """One source mode in words: its share with the interval, or that no run differed."""
+    if pd.notna(getattr(r, f"{key}_differ_at_most")):
+        return f"{mode} runs never differed (a run differs with probability at most {getattr(r, f'{key}_differ_at_most'):.2g})"
+    share = getattr(r, f"{key}_share")
+    if pd.isna(share):
+        return f"{mode} not measured"
+    return f"{mode} gives {_pct(share)} ({_pct(getattr(r, f'{key}_share_lo'))}-{_pct(getattr(r, f'{key}_share_hi'))})"
+
+
 def _where(r) -> str:  # noqa: ANN001 (a sources_pooled row)
     """Which source the paper mode's noise comes from, in words."""
     if r.paper_var == 0:
         return "the paper's mode was bit-reproducible here: no noise to attribute"
-    if pd.isna(r.autotuner_share) or pd.isna(r.kernels_share):
-        return "sources not separable here (" + (r.note or "a source mode is missing or has < 2 runs per seed") + ")"
-    auto = f"autotuner-only gives {_pct(r.autotuner_share)} ({_pct(r.autotuner_share_lo)}-{_pct(r.autotuner_share_hi)})"
-    kern = f"kernels-only {_pct(r.kernels_share)} ({_pct(r.kernels_share_lo)}-{_pct(r.kernels_share_hi)})"
-    if r.kernels_share == 0 and r.autotuner_share > 0:
-        return f"all the noise comes from the autotuner: kernels-only runs were bit-identical, {auto} of the paper mode's variance"
-    if r.autotuner_share == 0 and r.kernels_share > 0:
-        return f"all the noise comes from the kernels: autotuner-only runs were bit-identical, {kern} of the paper mode's variance"
-    if r.autotuner_share == 0 and r.kernels_share == 0:
-        return "neither source alone varied, though the paper's mode did: the two act only together"
-    total = f"together {_pct(r.sum_share)} ({_pct(r.sum_share_lo)}-{_pct(r.sum_share_hi)})"
-    if r.sum_share_lo > 1:
-        total += ": more than the paper's own noise, so each source alone already produces the full spread"
-    return f"each source alone makes runs differ: {auto} of the paper mode's variance, {kern}; {total}"
+    if not r.paper_df:
+        return "sources not separable here (" + r.note + ")"
+    auto, kern = _source_text(r, "autotuner", AUTOTUNER), _source_text(r, "kernels", KERNELS)
+    auto_zero, kern_zero = pd.notna(r.autotuner_differ_at_most), pd.notna(r.kernels_differ_at_most)
+    if kern_zero and not auto_zero:
+        return f"all the noise comes from the autotuner: {kern}; {auto} of the paper mode's variance"
+    if auto_zero and not kern_zero:
+        return f"all the noise comes from the kernels: {auto}; {kern} of the paper mode's variance"
+    if auto_zero and kern_zero:
+        return f"neither source alone varied, though the paper's mode did ({auto}; {kern}): the two act only together"
+    return f"of the paper mode's variance, {auto}; {kern} (shares need not add up: one source alone can give the full spread)"
 
 
 def source_lines(pooled: pd.DataFrame, cost: pd.DataFrame) -> list[str]:

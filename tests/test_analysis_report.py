@@ -117,14 +117,16 @@ def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):
         "Table VI",
         "Does the mode shift",
         "ordinary draw",
+        "Is the deterministic run one of the noisy outcomes?",
+        "How much noise one run carries",
         "Seed vs CUDA noise",
-        "Repeats needed",
+        "What a study needs",
         "Prediction churn",
         "Last-layer similarity",
     ):
         assert title in report, title
-    assert "Welch" not in report and "Brown-Forsythe" not in report and "ootstrap" not in report
-    assert report.index("Integrity") < report.index("Table I")  # integrity first
+    assert "Welch" not in report and "Brown-Forsythe" not in report
+    assert report.index("Integrity") < report.index("Is the deterministic run one of") < report.index("Table I")
     assert "1 trial(s) continued from a checkpoint" in report and "sgd_seed5_det_r0" in report
     for png in ("metric_distribution", "runtime", "similarity", "churn"):
         assert (out / f"{png}.png").stat().st_size > 10_000 and f"({png}.png)" in report
@@ -135,16 +137,20 @@ def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):
         "table5_ttest",
         "typicality",
         "mode_shift",
+        "det_outcome",
+        "noise",
+        "design",
+        "trials",
         "table6_energy",
         "churn",
         "similarity",
     ):
         assert (out / f"{csv}.csv").is_file()
     lines = proc.stdout.splitlines()
-    assert lines[0].startswith("Integrity OK") and lines[1].startswith(
-        "nondeterministic repeats: 18 distinct outcomes of 18 runs in 5 configurations;"
-    )
-    assert len(lines) <= 6 and "nan" not in proc.stdout
+    assert lines[0].startswith("Integrity OK")
+    assert lines[1].startswith("nondeterministic: det lies outside the range of all its runs in ")
+    assert lines[2].startswith("nondeterministic repeats: 18 distinct outcomes of 18 runs in 5 configurations;")
+    assert len(lines) <= 7 and "nan" not in proc.stdout
 
 
 def test_the_report_reads_right_at_a_glance(tmp_path):
@@ -161,12 +167,13 @@ def test_the_report_reads_right_at_a_glance(tmp_path):
     proc = run_report(exp, "--out", tmp_path / "out")
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "4 of 6 runs are bit-identical copies" in report and "no variation among 4 runs" in report
+    assert "3 of 6 runs repeat an earlier run's outcome" in report and "no variation among 4 runs" in report
     assert (
         "nondeterministic repeats: 4 distinct outcomes of 10 runs in 2 configurations; 0 equal the deterministic digest"
         in report
     )
-    assert "4.2e-04" in report and "0.056" in report  # the paper's p and the one on distinct outcomes
+    assert "4.2e-04" in report  # the paper's p, on every run
+    assert "p_distinct" not in report
     assert re.search(r"\| *6 *\| *3 *\|", report)  # n and n_distinct print as integers
     assert not re.search(r"\b\d+\.000\b", report.split("## Table III")[0].split("## Integrity")[1])  # no 6.000, 2.000
     for bad in ("nan", "('sgd'", "0.000 |  no", "| 0.000 |"):

@@ -7,8 +7,9 @@ import pytest
 from scipy import stats as sp
 from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
+from statsmodels.stats.weightstats import DescrStatsW
 
-from analysis import inference, load_experiment, stats
+from analysis import inference, load_experiment, questions, stats
 from analysis.cells import finished
 from tests.experiment_factory import RUNTIME, STUDY, write_config, write_study, write_trial
 
@@ -68,12 +69,18 @@ def test_every_table_is_keyed_optimizer_seed_mode_in_that_order(done):
         stats.configurations(done),
         stats.spread(done),
         stats.runtime(done),
-        stats.typicality(done),
+        questions.typicality(done),
         stats.paper_ttests(done),
     ):
         assert list(table.columns[:3]) == ["optimizer", "seed", "mode"]
         assert list(table.index) == list(range(len(table)))  # flat: no tuple labels in the report
-    for table in (stats.mode_shift(done), stats.seed_vs_cuda(done), stats.power_table(done, (0.1,))):
+    for table in (
+        questions.mode_shift(done),
+        stats.seed_vs_cuda(done),
+        stats.noise(done),
+        questions.design(done, (0.1,)),
+        questions.det_outcome(done),
+    ):
         assert list(table.columns[:2]) == ["optimizer", "mode"]
 
 
@@ -82,31 +89,31 @@ def test_scores_carry_no_float_noise_from_the_percent_conversion(tmp_path):
     assert set(scored(tmp_path)["score"]) == {93.3, 93.4}
 
 
-def test_table3_intervals_are_t_for_the_mean_and_chi_square_for_the_sd(done):
+def test_table3_describes_each_configuration_and_the_noise_table_pools_its_sd(done):
     nondet = pct(STUDY[("sgd", 0)]["nondet"])
     r = row(stats.spread(done), optimizer="sgd", seed=0)
-    s, n = np.std(nondet, ddof=1), len(nondet)
-    assert r["std_pts"] == pytest.approx(s) and r["range_pts"] == pytest.approx(0.3)
-    assert (r["mean_lo"], r["mean_hi"]) == pytest.approx(sp.t.interval(0.95, n - 1, nondet.mean(), s / np.sqrt(n)))
-    assert r["std_lo"] == pytest.approx(s * np.sqrt((n - 1) / sp.chi2.ppf(0.975, n - 1)))
-    assert r["std_hi"] == pytest.approx(s * np.sqrt((n - 1) / sp.chi2.ppf(0.025, n - 1)))
+    assert r["std_pts"] == pytest.approx(np.std(nondet, ddof=1)) and r["range_pts"] == pytest.approx(0.3)
+    assert "std_lo" not in r.index  # one configuration's interval does not hold on a few outcomes
+    pooled = row(stats.noise(done), optimizer="sgd")
+    groups = [pct(STUDY[("sgd", s)]["nondet"]) for s in (0, 1)]
+    within = sum(((g - g.mean()) ** 2).sum() for g in groups) / (len(groups[0]) * 2 - 2)
+    assert pooled["sd_pts"] == pytest.approx(np.sqrt(within)) and pooled["sd_lo"] < pooled["sd_pts"] < pooled["sd_hi"]
+    assert pooled["dof"] == 6  # distinct outcomes beyond one per seed: 3 + 3
 
 
-@pytest.mark.parametrize("n", [3, 6, 10, 20])
-def test_intervals_cover_at_their_level_on_normal_data(n):
-    rng = np.random.default_rng(n)
-    x = rng.normal(90.0, 0.3, size=(20_000, n))
-    lo, hi = inference.mean_interval(x)
-    assert ((lo <= 90.0) & (90.0 <= hi)).mean() >= 0.93
-    lo, hi = inference.sd_interval(x)
-    assert ((lo <= 0.3) & (0.3 <= hi)).mean() >= 0.93
-
-
-def test_one_configuration_s_interval_does_not_move_when_another_is_added(tmp_path):
-    write_config(tmp_path, optimizer="sgd", seed=1, det=93.3, noisy=[93.1, 93.16, 93.22, 93.4])
-    alone = row(stats.spread(scored(tmp_path)), optimizer="sgd", seed=1)
-    write_config(tmp_path, optimizer="adam", seed=0, det=90.0, noisy=[91.0, 92.0, 93.0])
-    assert row(stats.spread(scored(tmp_path)), optimizer="sgd", seed=1).equals(alone)
+def test_the_jackknife_interval_matches_its_formula():
+    groups = [np.array([1.0, 2.0, 4.0]), np.array([3.0, 3.0, 5.0, 9.0])]
+    estimate = inference.pooled_sd(groups)
+    leave = []
+    for i, g in enumerate(groups):
+        for j in range(len(g)):
+            left = [np.delete(g, j) if k == i else h for k, h in enumerate(groups)]
+            leave.append(np.log(inference.pooled_sd(left)))
+    leave = np.array(leave)
+    se = np.sqrt((len(leave) - 1) / len(leave) * ((leave - leave.mean()) ** 2).sum())
+    q = sp.t.ppf(0.975, 2 + 2)  # distinct values beyond one per group
+    lo, hi = inference.jackknife_interval(groups, inference.pooled_sd, inference.LOG)
+    assert (lo, hi) == pytest.approx((estimate * np.exp(-q * se), estimate * np.exp(q * se)))
 
 
 def test_table4_runtime_difference_is_det_minus_noisy(done):
@@ -129,25 +136,23 @@ def test_paper_ttest_matches_scipy_and_holm_matches_statsmodels(done):
     assert np.allclose(tests["p_holm"], multipletests(tests["p"], method="holm")[1])
 
 
-def test_bit_identical_copies_are_flagged_and_the_test_repeated_on_distinct_outcomes(copies):
+def test_copies_are_draws_every_test_uses_every_run_and_n_distinct_only_describes(copies):
     r = row(stats.paper_ttests(copies), optimizer="sgd", seed=0)
-    assert r["p"] == pytest.approx(4.16e-4, rel=1e-2)  # the paper's way: 6 independent draws
-    assert r["p_distinct"] == pytest.approx(0.0561, rel=1e-2)  # 3 distinct outcomes
-    assert r["p_sign"] == pytest.approx(0.25)  # exact, on the distinct outcomes
-    assert r["n"] == 6 and r["n_distinct"] == 3
-    assert "4 of 6 runs are bit-identical copies (3 distinct outcomes)" in r["note"]
-    typical = row(stats.typicality(copies), optimizer="sgd", seed=0)
-    assert (typical["below"], typical["ties"], typical["above"]) == (3, 0, 0)
-    assert typical["p_rank"] == pytest.approx(0.5) and typical["p_rank_min"] == pytest.approx(0.5)
-    assert "bit-identical" in typical["note"]
+    assert r["p"] == pytest.approx(4.16e-4, rel=1e-2)  # the paper's way, on all 6 draws
+    assert "p_distinct" not in r.index and r["n"] == 6 and r["n_distinct"] == 3
+    assert "3 of 6 runs repeat an earlier run's outcome (3 distinct outcomes)" in r["note"]  # not "4 of 6 are copies"
+    typical = row(questions.typicality(copies), optimizer="sgd", seed=0)
+    assert (typical["below"], typical["ties"], typical["above"]) == (6, 0, 0) and typical["outside"]
+    assert typical["p_rank"] == pytest.approx(1 / 7)  # det alone at the top; the bottom is a tie of four
+    assert "6 runs: the rank test cannot reach p < 0.05 (it needs 39)" in typical["note"]
 
 
 def test_zero_variance_is_no_variation_never_p_zero(tmp_path):
     write_config(tmp_path, optimizer="sgd", seed=0, det=93.3, noisy=[93.1] * 4, digests=["a"] * 4)
     done = scored(tmp_path)
-    for table in (stats.paper_ttests(done), stats.typicality(done)):
-        r = row(table, optimizer="sgd", seed=0)
-        assert np.isnan(r["p"]) and "no variation among 4 runs" in r["note"]
+    r = row(stats.paper_ttests(done), optimizer="sgd", seed=0)
+    assert np.isnan(r["p"]) and "no variation among 4 runs" in r["note"]
+    assert np.isnan(row(questions.typicality(done), optimizer="sgd", seed=0)["p_normal"])
     tests = stats.paper_ttests(done)
     assert not tests["significant_holm"].any()
     summary = row(stats.table5_summary(tests), optimizer="sgd")
@@ -172,10 +177,14 @@ def test_the_prediction_test_matches_its_formula():
     assert inference.prediction_test(det, x) == pytest.approx((t, 2 * sp.t.sf(abs(t), n - 1)))
 
 
-def test_the_rank_test_is_exact_and_counts_ties_against_rejecting():
-    assert inference.rank_test(5.5, np.arange(10.0)).p == pytest.approx(2 * 5 / 11)  # 4 runs above: (4 + 1) of 11 ranks
-    assert inference.rank_test(100.0, np.arange(19.0)).p == pytest.approx(2 / 20)  # the smallest: 2 / (n + 1)
-    tied = inference.rank_test(0.0, np.array([0.0, 0.0, 1.0, 2.0]))
+def test_the_rank_test_is_the_exact_permutation_test_of_det_s_mid_rank():
+    # det one more draw: each of the n + 1 values equally likely to be det; its |centred mid-rank| the statistic
+    for det, runs in ((5.5, np.arange(10.0)), (100.0, np.arange(19.0)), (0.0, np.array([0.0, 0.0, 1.0, 2.0]))):
+        values = np.append(runs, det)
+        u = np.abs(sp.rankdata(values) - (len(values) + 1) / 2)
+        assert inference.position(det, runs).p == pytest.approx(np.mean(u >= u[-1]))
+    assert inference.position(100.0, np.arange(19.0)).p == pytest.approx(2 / 20)  # the smallest: 2 / (n + 1)
+    tied = inference.position(0.0, np.array([0.0, 0.0, 1.0, 2.0]))
     assert (tied.below, tied.ties, tied.above) == (0, 2, 2) and tied.p == pytest.approx(1.0)
 
 
@@ -190,11 +199,13 @@ def test_deterministic_copies_are_one_observation(tmp_path):
         results.append(
             [
                 stats.configurations(done),
-                stats.typicality(done),
+                questions.typicality(done),
                 stats.paper_ttests(done),
-                stats.mode_shift(done),
+                questions.mode_shift(done),
                 stats.seed_vs_cuda(done),
                 stats.spread(done),
+                stats.noise(done),
+                questions.det_outcome(done),
             ]
         )
     for other in results[1:]:
@@ -206,53 +217,61 @@ def test_welch_and_brown_forsythe_are_gone():
     assert not hasattr(stats, "mode_tests") and not hasattr(stats, "bootstrap_intervals")
 
 
-def test_mode_shift_pairs_over_seeds(tmp_path):
+def test_mode_shift_pairs_over_seeds_and_says_what_it_could_have_missed(tmp_path):
     diffs = []
     for seed, (det, noisy) in enumerate(
         [(93.3, [93.1, 93.2]), (92.0, [92.4, 92.2]), (91.0, [90.5, 90.9]), (94.0, [93.9, 93.7])]
     ):
         write_config(tmp_path, optimizer="adam", seed=seed, det=det, noisy=noisy)
         diffs.append(det - np.mean(noisy))
-    r = row(stats.mode_shift(scored(tmp_path)), optimizer="adam")
+    r = row(questions.mode_shift(scored(tmp_path)), optimizer="adam")
     ref = sp.ttest_1samp(diffs, 0.0)
     assert r["seeds"] == 4 and r["shift_pts"] == pytest.approx(np.mean(diffs))
-    assert r["t"] == pytest.approx(ref.statistic) and r["p"] == pytest.approx(ref.pvalue)
-    assert (r["shift_lo"], r["shift_hi"]) == pytest.approx(sp.t.interval(0.95, 3, np.mean(diffs), sp.sem(diffs)))
+    assert r["p_t_normal"] == pytest.approx(ref.pvalue)
+    assert (r["shift_lo_t"], r["shift_hi_t"]) == pytest.approx(sp.t.interval(0.95, 3, np.mean(diffs), sp.sem(diffs)))
     signs = np.array(np.meshgrid(*[[1, -1]] * 4)).reshape(4, -1).T
-    assert r["p_exact"] == pytest.approx(np.mean(np.abs(signs @ diffs) >= abs(np.sum(diffs)) - 1e-12))
-    assert r["p_exact_min"] == pytest.approx(2 / 16)
+    flipped = signs @ np.array(diffs)
+    one_sided = min(np.mean(flipped >= np.sum(diffs) - 1e-12), np.mean(flipped <= np.sum(diffs) + 1e-12))
+    assert r["p_signflip"] == pytest.approx(min(1.0, 2 * one_sided)) and r["p_signflip_min"] == pytest.approx(2 / 16)
+    ref_tost = DescrStatsW(np.array(diffs)).ttost_mean(-0.1, 0.1)[0]
+    assert r["p_equivalent"] == pytest.approx(ref_tost) and r["margin_pts"] == 0.1
+    effect = r["detectable_pts"] / np.std(diffs, ddof=1)
+    assert TTestPower().power(effect, 4, 0.05) == pytest.approx(0.8, abs=1e-3)  # 80% power at that shift
+    assert "cannot reach p < 0.05 with 4 seeds (it needs 6)" in r["note"]
+
+
+def test_a_shift_every_seed_shares_is_that_shift_not_no_test(tmp_path):
+    # the review: reproducible noisy runs and det - mean = -0.5 in both seeds printed "no test applies"
+    for seed in (0, 1):
+        write_config(tmp_path, optimizer="adam", seed=seed, det=90.0, noisy=[90.5] * 3, digests=[f"n{seed}"] * 3)
+    r = row(questions.mode_shift(scored(tmp_path)), optimizer="adam")
+    assert r["shift_pts"] == pytest.approx(-0.5) and (r["shift_lo_t"], r["shift_hi_t"]) == (-0.5, -0.5)
+    assert "every seed moved by exactly -0.500 pts" in r["note"]
+
+
+def test_more_than_16_seeds_get_a_sign_flip_p_and_say_how(tmp_path):
+    rng = np.random.default_rng(1)
+    for seed in range(18):
+        noisy = list(90 + rng.normal(0, 0.1, 3).round(2))
+        write_config(tmp_path, optimizer="sgd", seed=seed, det=90.05, noisy=noisy)
+    r = row(questions.mode_shift(scored(tmp_path)), optimizer="sgd")
+    assert 0 < r["p_signflip"] <= 1 and "random sign patterns" in r["note"]
 
 
 def test_mode_shift_with_one_seed_says_it_needs_two(tmp_path):
     write_config(tmp_path, optimizer="adam", seed=0, det=93.3, noisy=[93.1, 93.2])
-    r = row(stats.mode_shift(scored(tmp_path)), optimizer="adam")
-    assert r["seeds"] == 1 and np.isnan(r["p"]) and r["note"] == "needs >= 2 seeds"
+    r = row(questions.mode_shift(scored(tmp_path)), optimizer="adam")
+    assert r["seeds"] == 1 and np.isnan(r["p_t_normal"]) and r["note"] == "needs >= 2 seeds"
 
 
-def test_seed_vs_cuda_by_anova_with_searle_interval():
+def test_seed_vs_cuda_by_anova():
     groups = [np.array([1.0, 3.0]), np.array([5.0, 7.0]), np.array([9.0, 11.0])]
     r = inference.random_effects(groups)
     # within-seed variance 2; MS_between = 2 * var(3, 7, 11) = 32, sigma_seed^2 = (32 - 2) / 2 = 15
     assert (
         r.var_cuda == pytest.approx(2.0) and r.var_seed == pytest.approx(15.0) and r.share_cuda == pytest.approx(2 / 17)
     )
-    f = 32 / 2
-    f_lo, f_hi = f / sp.f.ppf(0.975, 2, 3), f / sp.f.ppf(0.025, 2, 3)
-    assert r.share_cuda_lo == pytest.approx(1 - min(1, (f_hi - 1) / (f_hi + 1)))
-    assert r.share_cuda_hi == pytest.approx(1 - max(0, (f_lo - 1) / (f_lo + 1)))
-    assert (r.var_cuda_lo, r.var_cuda_hi) == pytest.approx(
-        (3 * 2 / sp.chi2.ppf(0.975, 3), 3 * 2 / sp.chi2.ppf(0.025, 3))
-    )
-
-
-def test_searle_interval_covers_the_cuda_share():
-    rng = np.random.default_rng(3)
-    hits = 0
-    for _ in range(1500):  # 5 seeds x 6 runs, true share 0.5
-        groups = list(rng.normal(0, 1, (5, 1)) + rng.normal(0, 1, (5, 6)))
-        r = inference.random_effects(groups)
-        hits += r.share_cuda_lo <= 0.5 <= r.share_cuda_hi
-    assert hits / 1500 >= 0.93
+    assert r.share_cuda_lo < 2 / 17 < r.share_cuda_hi
 
 
 def test_seed_vs_cuda_flags_truncation_and_reports_one_seed(tmp_path):
@@ -284,8 +303,8 @@ def test_a_nan_score_is_excluded_once_and_said(tmp_path):
     assert result.nan_trials == ("sgd_seed0_nondet_r9_00000_00009",)
     r = row(stats.paper_ttests(result.done), optimizer="sgd", seed=0)
     assert r["n"] == 4 and not np.isnan(r["p"])  # the configuration is still tested, on its 4 scores
-    sd, dof = stats.pooled_sd(result.done[result.done["mode"] == "nondeterministic"])
-    assert dof == 3 and sd == pytest.approx(np.std([93.1, 93.16, 93.22, 93.0], ddof=1))
+    noise = row(stats.noise(result.done), optimizer="sgd")
+    assert noise["runs"] == 4 and noise["sd_pts"] == pytest.approx(np.std([93.1, 93.16, 93.22, 93.0], ddof=1))
     problems = stats.integrity(load_experiment(tmp_path).trials, result.nan_trials)
     assert problems["check"].tolist() == ["every finished trial has a score"]
 
@@ -326,10 +345,27 @@ def test_repeats_needed_agrees_with_statsmodels_is_monotone_and_finite():
         )
 
 
-def test_power_table_reports_integers_and_the_pooled_sd_s_degrees_of_freedom(done):
-    t = stats.power_table(done, (0.1, 1.0))
-    r = row(t, optimizer="sgd")
-    assert r["df"] == 6 and str(t["n_for_0.1pt"].dtype) == "Int64"
+def test_design_plans_repeats_for_the_rank_test_and_seeds_for_the_shift(done):
+    t = questions.design(done, (0.1, 1.0))
+    r = row(t, optimizer="sgd", delta_pts=1.0)
+    assert r["repeats_rank_test"] == 39  # a det beyond every run: the rank test needs 2 / alpha - 1 runs
+    assert str(t["repeats_rank_test"].dtype) == "Int64" and str(t["seeds_shift_test"].dtype) == "Int64"
+    diffs = [pct(STUDY[("sgd", s)]["det"]).mean() - pct(STUDY[("sgd", s)]["nondet"]).mean() for s in (0, 1)]
+    assert r["sd_over_seeds_pts"] == pytest.approx(np.std(diffs, ddof=1))
+    small = row(t, optimizer="sgd", delta_pts=0.1)
+    assert small["seeds_shift_test"] == max(6, inference.repeats_needed(0.1, np.std(diffs, ddof=1)))
+    assert small["paper_test_repeats"] == inference.repeats_needed(0.1, r["sd_within_pts"])
+
+
+def test_the_rank_test_s_repeats_come_from_the_runs_own_scatter():
+    residuals = np.r_[np.zeros(98), -0.3, 0.3]
+    # a det 0.15 from the centre: one run in 100 reaches as far its way (mirrored: 2 of 200)
+    n = inference.rank_repeats_needed(0.15, residuals)
+    m = lambda k: int(np.floor(0.05 * (k + 1) / 2)) - 1  # noqa: E731
+    assert sp.binom.cdf(m(n), n, 0.01) >= 0.8 > (sp.binom.cdf(m(n - 1), n - 1, 0.01) if m(n - 1) >= 0 else 0)
+    assert n > 39  # more than a det beyond every run needs
+    # a det as far out as a sixth of the runs reach is never found: at most alpha / 2 of them may reach it
+    assert inference.rank_repeats_needed(0.15, np.array([-0.2, -0.1, 0.0, 0.0, 0.1, 0.2])) is None
 
 
 def test_integrity_flags_each_broken_promise(tmp_path):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import load_experiment, sources
+from analysis import inference, load_experiment, sources
 from analysis.cells import finished
 from layout import MODES
 from sweeps.cli import UsageError, parse
@@ -93,15 +93,13 @@ def test_source_shares_of_a_fixture_with_known_variances(tmp_path):
     assert per_config["autotuner_share"].to_numpy() == pytest.approx([0.81, 0.81])
     assert per_config["kernels_share"].to_numpy() == pytest.approx([0.04, 0.04])
     pooled = sources.sources_pooled(done).iloc[0]
-    assert pooled["paper_df"] == 10 and pooled["sum_share"] == pytest.approx(0.85) and bool(pooled["adds_up"])
-    assert pooled["autotuner_share_lo"] < 0.81 < pooled["autotuner_share_hi"]
+    assert pooled["paper_df"] == 10 and "sum_share" not in pooled.index  # shares need not add up
+    assert pooled["autotuner_share_lo"] <= pooled["autotuner_share"] <= pooled["autotuner_share_hi"]
     line = sources.source_lines(
         sources.sources_pooled(done), sources.mode_cost(done, load_experiment(tmp_path).epochs)
     )[0]
-    assert (
-        line.startswith("sgd: each source alone makes runs differ: autotuner-only gives 81% (")
-        and "kernels-only 4% (" in line
-    )
+    assert line.startswith("sgd: of the paper mode's variance, autotuner-only gives 81% (")
+    assert "kernels-only gives 4% (" in line and "shares need not add up" in line
 
 
 def test_a_study_of_the_paper_s_two_modes_has_no_sources_table(tmp_path):
@@ -197,6 +195,7 @@ def test_when_one_source_is_bit_reproducible_the_other_is_named_as_all_the_noise
     done = finished(exp.trials).done
     line = sources.source_lines(sources.sources_pooled(done), sources.mode_cost(done, exp.epochs))[0]
     assert line.startswith(
-        "sgd: all the noise comes from the autotuner: kernels-only runs were bit-identical, autotuner-only gives 400%"
+        "sgd: all the noise comes from the autotuner: kernels-only runs never differed (a run differs with "
+        f"probability at most {inference.none_differ_bound(4):.2g}); autotuner-only gives 400%"
     )
     assert "reproducible besides deterministic: kernels-only" in line
