@@ -15,8 +15,29 @@ PAPER_NOISY = "nondeterministic"  # the reference study's non-deterministic sett
 MODES = (DETERMINISTIC, PAPER_NOISY, "autotuner-only", "kernels-only")
 PAPER_MODES = MODES[:2]
 
+# sources of training randomness, one per arm (DESIGN.md): each varies one seed stream of the trial in
+# deterministic mode, but "all", which varies every stream with CUDA non-deterministic
+ARMS = ("init", "order", "augment", "dropout", "bitflip", "all")
+STREAMS = ("init", "order", "augment", "dropout")  # a trial's seed streams, each with its own seed
+ALL_SOURCES = "all"
+
+# each digest a trial reports, and the arms whose runs move it: every other trial of a configuration
+# must share it with the deterministic control (analysis.cells.broken_inputs checks it)
+DIGEST_VARIED_BY = {
+    "init_sha256": ("init", "bitflip", ALL_SOURCES),
+    "data_sha256": ("order", "augment", ALL_SOURCES),
+    "order_sha256": ("order", ALL_SOURCES),
+    "augment_sha256": ("augment", ALL_SOURCES),
+    "dropout_sha256": ("dropout", ALL_SOURCES),
+}
+
 CONFIG_KEYS = ("optimizer", "seed")  # one configuration; its deterministic repeats are one observation
 TRIAL_KEYS = ("optimizer", "seed", "mode", "repeat")  # one trial of the grid
+
+
+def arm_of(params: dict) -> str:
+    """A trial's arm: its params' `arm`, else (a CUDA arm, or a study made before arms) its mode."""
+    return params.get("arm") or params["mode"]
 
 
 def epoch_key(epoch: int, parameter: str) -> str:

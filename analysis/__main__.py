@@ -79,6 +79,9 @@ def main(argv: list[str]) -> int:
     except (ReportError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("error: interrupted; the output folder was left as it was", file=sys.stderr)
+        return 130
     return 0
 
 

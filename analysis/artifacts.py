@@ -23,8 +23,9 @@ UNREADABLE = (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile)
 
 
 def _runs(trials: pd.DataFrame) -> Iterator[tuple[str, int, str, pd.DataFrame]]:
-    """(optimizer, seed, noisy mode, its finished runs) per cell."""
-    done = trials[(trials["status"] == "finished") & (trials["mode"] != DET)]
+    """(optimizer, seed, noisy mode or arm, its finished runs) per cell."""
+    arm = trials["arm"] if "arm" in trials else trials["mode"]  # why: an arm's runs are deterministic, not the control
+    done = trials[(trials["status"] == "finished") & (arm != DET)].assign(mode=arm)
     for (optimizer, seed, mode), group in done.groupby(CELL, sort=True):
         yield optimizer, seed, mode, group
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.inference import sd, varies
-from layout import CONFIG_KEYS, DETERMINISTIC, PAPER_NOISY
+from layout import ARMS, CONFIG_KEYS, DETERMINISTIC, DIGEST_VARIED_BY, PAPER_NOISY
 
 CONFIG = list(CONFIG_KEYS)
 CELL = [*CONFIG_KEYS, "mode"]
@@ -61,15 +61,18 @@ def finished(trials: pd.DataFrame) -> Scored:
     ]
     # why: x100 turns 0.933 into 93.30000000000001; the rounding keeps that noise out of the CSVs
     done["score"] = (score * 100).round(10)
+    if "arm" in done:  # why: every table compares arms as it compares modes; the CUDA mode stays beside
+        done["cuda_mode"], done["mode"] = done["mode"], done["arm"]
     nan_rows = done[done["score"].isna()]
     nan_configs = frozenset(zip(nan_rows["optimizer"], nan_rows["seed"], nan_rows["mode"]))
     return Scored(done[done["score"].notna()], notes, nan_trials, nan_configs)
 
 
 def noisy_modes(done: pd.DataFrame) -> list[str]:
-    """Every mode but deterministic present in `done`, the paper's first, then by name."""
-    modes = sorted(set(done["mode"]) - {DET})
-    return sorted(modes, key=lambda m: (m != PAPER_NOISY, m))
+    """Every mode (arm) but deterministic present in `done`: the paper's first, then the other CUDA
+    modes by name, then the sources of randomness in layout.ARMS' order."""
+    modes = set(done["mode"]) - {DET}
+    return sorted(modes, key=lambda m: (m != PAPER_NOISY, m in ARMS, ARMS.index(m) if m in ARMS else 0, m))
 
 
 @dataclass(frozen=True)
@@ -157,3 +160,60 @@ def cells(done: pd.DataFrame, nan_configs: frozenset = frozenset()) -> Iterator[
 
 def cell_key(cell: Cell) -> dict[str, object]:
     return {"optimizer": cell.optimizer, "seed": cell.seed, "mode": cell.mode}
+
+
+def broken_inputs(done: pd.DataFrame) -> list[dict[str, object]]:
+    """Where a configuration's trials do not share what their arms keep fixed: every digest of
+    layout.DIGEST_VARIED_BY must be one value over the trials whose arm does not vary it (every
+    trial of a study made before arms); an arm that varies it must move it in every run (else the
+    arm did not do what it says); a bitflip run must start from the control's weights, one bit away.
+    One problem per row: optimizer, seed, check, detail. `done` is the loader's trials table."""
+    problems = []
+    arm = done["arm"] if "arm" in done else done["mode"]
+    for (optimizer, seed), group in done.groupby(CONFIG, sort=True):
+        arms = arm.loc[group.index]
+        names = group["trial"] if "trial" in group else group.index.astype(str).to_series(index=group.index)
+        for column, varied_by in DIGEST_VARIED_BY.items():
+            if column not in group or group[column].isna().all():
+                continue  # a study made before this digest existed
+            kept = group.loc[~arms.isin(varied_by), column].dropna()
+            if kept.nunique() > 1:
+                problems.append(
+                    _problem(
+                        optimizer,
+                        seed,
+                        f"all repeats share {column}",
+                        f"{kept.nunique()} different digests over {len(kept)} repeats",
+                    )
+                )
+            moved = group.loc[arms.isin(varied_by), [column]].dropna().assign(trial=names)
+            stayed = moved[moved[column].isin(set(kept))]
+            if len(kept) and len(stayed):
+                problems.append(
+                    _problem(
+                        optimizer,
+                        seed,
+                        f"arms that vary it move {column}",
+                        f"{', '.join(stayed['trial'][:3])} kept the control's",
+                    )
+                )
+        flips = group[arms == "bitflip"]
+        if len(flips) and "bitflip_changed_bits" in group:
+            control = group.loc[~arms.isin(DIGEST_VARIED_BY["init_sha256"]), "init_sha256"].dropna()
+            bad = flips[
+                (flips["bitflip_changed_bits"] != 1) | ~flips["bitflip_unflipped_init_sha256"].isin(set(control))
+            ]
+            if len(bad):
+                problems.append(
+                    _problem(
+                        optimizer,
+                        seed,
+                        "a bitflip run is the control's weights with one bit changed",
+                        f"{', '.join(names[bad.index][:3])}",
+                    )
+                )
+    return problems
+
+
+def _problem(optimizer: str, seed: int, check: str, detail: str) -> dict[str, object]:
+    return {"optimizer": optimizer, "seed": seed, "check": check, "detail": detail}

@@ -26,7 +26,17 @@ from analysis.load import FINAL_KEYS, load_experiment
 from analysis.report import ReportError, scored
 
 ENVIRONMENT = ("gpu", "driver", "cuda", "cudnn", "torch", "ray", "python", "numpy", "timm", "git_commit")
-NOT_SETTINGS = {"seed", "optimizer", "mode", "repeat", "data_dir", "trial", "status", "error"}  # grid axes and paths
+NOT_SETTINGS = {
+    "seed",
+    "optimizer",
+    "mode",
+    "arm",
+    "repeat",
+    "data_dir",
+    "trial",
+    "status",
+    "error",
+}  # grid axes, paths
 BROKEN = (
     "deterministic repeats share weights_sha256",
     "all repeats share init_sha256",
@@ -90,7 +100,7 @@ def environment_diff(a: Side, b: Side) -> pd.DataFrame:
 def _settings(side: Side) -> set[str]:
     """The columns that came from params.json (everything the loader adds is named apart)."""
     added = {"status", "error", "epochs_done", "last_metric", "final_metric_reported", "best_metric", *FINAL_KEYS}
-    return {c for c in side.trials.columns if c not in added and not c.startswith(("env_", "startup_"))}
+    return {c for c in side.trials.columns if c not in added and not c.startswith(("env_", "startup_", "bitflip_"))}
 
 
 def _noisy_runs(side: Side, config: tuple[str, int], modes: list[str]) -> list[np.ndarray]:

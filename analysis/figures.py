@@ -116,6 +116,34 @@ def runtime_by_mode(trials: pd.DataFrame, out: Path) -> Path:
     return _save(fig, out / "runtime.png")
 
 
+def which_source(table: pd.DataFrame, out: Path) -> Path:
+    """Each arm's sd of the primary metric with its interval, and the share of test predictions two
+    of its runs disagree on, per optimizer, over all seeds (`table`: analysis.arms.pooled_rows)."""
+    optimizers = sorted(table["optimizer"].unique())
+    fig, axes = plt.subplots(
+        len(optimizers), 2, figsize=(10, 0.5 * len(table) + 2.5), squeeze=False, constrained_layout=True
+    )
+    for (left, right), optimizer in zip(axes, optimizers):
+        rows = table[table["optimizer"] == optimizer].iloc[::-1]
+        y = np.arange(len(rows))
+        sd = rows["sd_pts"].fillna(0).to_numpy()
+        err = np.vstack(
+            [sd - rows["sd_lo"].fillna(rows["sd_pts"]).fillna(0), rows["sd_hi"].fillna(rows["sd_pts"]).fillna(0) - sd]
+        )
+        left.barh(y, sd, xerr=err, color=["C3" if a == "all" else "C0" for a in rows["arm"]], capsize=3)
+        left.set_yticks(y, rows["arm"])
+        left.set_xlabel("sd of the primary metric (points), 95% interval")
+        left.set_title(f"{optimizer}: spread over runs")
+        right.barh(y, rows["disagreement_pct"].fillna(0), color="C1")
+        right.set_yticks(y, [""] * len(y))
+        right.set_xlabel("test predictions two runs disagree on (%)")
+        right.set_title("disagreement")
+        for ax in (left, right):
+            ax.grid(axis="x", alpha=0.3)
+    fig.suptitle("Which source of randomness matters (red: every source together)")
+    return _save(fig, out / "which_source.png")
+
+
 def _save(fig, path: Path) -> Path:  # noqa: ANN001
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from layout import FINISHED_KEY, TRIAL_KEYS
+from layout import FINISHED_KEY, TRIAL_KEYS, arm_of
 
 KEYS = list(TRIAL_KEYS)
 FINAL_KEYS = (
@@ -27,6 +27,9 @@ FINAL_KEYS = (
     "weights_sha256",
     "init_sha256",
     "data_sha256",
+    "order_sha256",
+    "augment_sha256",
+    "dropout_sha256",
     "runtime_s",
     "started_at",
     "startup_s",
@@ -69,6 +72,9 @@ def load_trials_csv(path: Path) -> Experiment:
         raise FileNotFoundError(f"{path}: not a trials table (lacks {', '.join(lacking)})")
     if "status" not in trials:
         trials["status"] = trials[FINISHED_KEY].notna().map({True: "finished", False: "running"})
+    if "arm" not in trials:
+        trials["arm"] = trials["mode"]
+    trials["arm"] = trials["arm"].fillna("").where(trials["arm"].fillna("") != "", trials["mode"])
     if "final_metric_reported" not in trials:
         trials["final_metric_reported"] = trials["final_metric"].notna()
     skipped = [
@@ -236,6 +242,7 @@ def load_experiment(path: str | Path) -> Experiment:
             "trial": trial_dir.name,
             **{k: v for k, v in params.items() if not isinstance(v, (list, dict))},
             **{k: json.dumps(v) for k, v in params.items() if isinstance(v, (list, dict))},
+            "arm": arm_of(params),
             "status": status,
             "error": error,
             "epochs_done": int(last.get("epoch", 0)),
@@ -245,11 +252,14 @@ def load_experiment(path: str | Path) -> Experiment:
         for key in FINAL_KEYS:
             value = last.get(key)
             row[key] = json.dumps(value) if isinstance(value, list) else value
-        for nested, prefix in (("env", "env_"), ("startup_parts", "startup_")):  # env_gpu, startup_imports_s, ...
+        # env_gpu, startup_imports_s, bitflip_parameter, ...
+        for nested, prefix in (("env", "env_"), ("startup_parts", "startup_"), ("bitflip", "bitflip_")):
             row.update({prefix + key: value for key, value in (last.get(nested) or {}).items()})
         trial_rows.append(row)
 
-    trials = pd.DataFrame(trial_rows)
+    # why: a study stopped before its first trial wrote anything is still a study, with no rows
+    empty = ["trial", *KEYS, "arm", "status", "error", *FINAL_KEYS]
+    trials = pd.DataFrame(trial_rows, columns=None if trial_rows else empty)
     csv_frames, unparsed = _csv_epochs(csv_parts)
     frames = csv_frames + json_frames + [_json_epochs(path / trials["trial"].iloc[i], i, skipped) for i in unparsed]
     if not frames:

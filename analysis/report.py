@@ -7,16 +7,20 @@ needs no per-epoch or per-trial file from it."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from analysis import artifacts, figures, questions, sources, stats
+from analysis import arms, artifacts, figures, questions, sources, stats
 from analysis.cells import DET, Scored, finished
 from analysis.display import markdown, p_value
 from analysis.load import Experiment, trials_table
+from layout import ARMS
 
 
 class ReportError(Exception):
@@ -82,22 +86,36 @@ def tables_for(experiment: Experiment, result: Scored, options: ReportOptions) -
             "sources": sources.sources(done, confidence),
             "sources_pooled": sources.sources_pooled(done, confidence),
             "mode_cost": sources.mode_cost(done, experiment.epochs),
+            "arms": arms.arms(done, experiment.path, experiment.skipped, confidence),
             "churn": artifacts.churn(experiment.path, experiment.trials, experiment.skipped),
             "similarity": artifacts.similarity(experiment.path, experiment.trials, experiment.skipped),
         }
 
 
 def build(experiment: Experiment, out: Path, options: ReportOptions = ReportOptions()) -> str:
-    """Write OUT/report.md, OUT/*.csv and OUT/*.png; return the terminal summary."""
+    """Write OUT/report.md, OUT/*.csv and OUT/*.png; return the terminal summary. Everything is
+    made in a staging folder beside OUT and moved in at the end, so a report stopped part-way
+    (Ctrl-C) leaves OUT as it was."""
     result = scored(experiment)
-    done = result.done
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        probe.touch()
-        probe.unlink()
+        if out.exists() and not out.is_dir():
+            raise NotADirectoryError(20, "not a directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
     except OSError as exc:
         raise ReportError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    try:
+        summary = _write(experiment, result, staging, options)
+        out.mkdir(exist_ok=True)
+        for made in sorted(staging.iterdir()):
+            os.replace(made, out / made.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary.replace(str(staging), str(out))
+
+
+def _write(experiment: Experiment, result: Scored, out: Path, options: ReportOptions) -> str:
+    done = result.done
     metric = str(done["metric"].iloc[0]) if "metric" in done else "metric"
     tables = tables_for(experiment, result, options)
     for name, table in tables.items():
@@ -108,6 +126,8 @@ def build(experiment: Experiment, out: Path, options: ReportOptions = ReportOpti
         pngs.append(figures.similarity_curves(tables["similarity"], out))
     if tables["churn"]["churn_mean"].notna().any():
         pngs.append(figures.churn_bars(tables["churn"], out))
+    if len(tables["arms"]):
+        pngs.append(figures.which_source(arms.pooled_rows(tables["arms"]), out))
     (out / "report.md").write_text(_markdown(experiment, metric, tables, pngs, options))
     return _summary(experiment, tables, out, options)
 
@@ -132,9 +152,11 @@ def outcome_lines(outcomes: pd.DataFrame) -> list[str]:
 
 
 def det_lines(det: pd.DataFrame, alpha: float) -> list[str]:
-    """Per mode, pooled over every configuration: is det one of the noisy outcomes?"""
+    """Per CUDA mode, pooled over every configuration: is det one of the noisy outcomes? (The arms
+    vary a source on purpose; their table asks how much each moves.)"""
     lines = []
-    for r in det[det["optimizer"] == det.groupby("mode")["optimizer"].transform("last")].itertuples():
+    latest = det[(det["optimizer"] == det.groupby("mode")["optimizer"].transform("last")) & ~det["mode"].isin(ARMS)]
+    for r in latest.itertuples():
         if not r.configs:
             lines.append(f"{r.mode}: is det one of its outcomes? untested ({r.note})")
             continue
@@ -322,6 +344,24 @@ def _markdown(experiment: Experiment, metric: str, tables: dict, pngs: list[Path
             level=level, power=o.power, alpha=o.alpha, board=o.board_power_w, carbon=o.carbon_kg_per_kwh
         )
         s += [f"## {title}", "", text, "", markdown(tables[key]), ""]
+    if len(tables["arms"]):
+        s += [
+            "## Which source of randomness matters",
+            "",
+            "Each arm varies one source alone in deterministic mode (init: initial weights; order: data order; augment: "
+            "augmentation draws; dropout: the model's own training-time draws; bitflip: the lowest mantissa bit of one "
+            "initial weight), or is a CUDA mode, or varies every source with non-deterministic CUDA (all). Pooled over "
+            f"seeds, pairs within a configuration: sd_pts with its {level} grouped-jackknife interval; sd_vs_all = the "
+            "arm's sd / the all arm's, with its interval (1: this source alone gives the whole spread); ce_sd the sd of "
+            "the test cross-entropy; disagreement_pct the test examples two runs classify differently; correlation of "
+            "two runs' predicted probabilities; ensemble_gain_pts the primary metric of two runs' averaged probabilities "
+            "less their mean (Summers & Dinneen, ICML 2021, measure the same).",
+            "",
+            *[f"- {line}" for line in arms.arm_lines(tables["arms"], level)],
+            "",
+            markdown(tables["arms"]),
+            "",
+        ]
     if not tables["sources_pooled"].empty:
         s += [
             "## Where the noise comes from",
@@ -398,10 +438,15 @@ def _finding(tables: dict, shift, o: ReportOptions) -> str:  # noqa: ANN001 (a m
     if noise.empty or pd.isna(noise["sd_pts"].iloc[0]):
         parts.append("noise not estimable (needs 2 runs of one seed)")
     elif noise["sd_pts"].iloc[0] == 0:
-        parts.append("no CUDA noise: " + noise["note"].iloc[0])
+        parts.append("no noise: " + noise["note"].iloc[0])
     else:
         r = noise.iloc[0]
-        text = f"one run's noise sd {r['sd_pts']:.3f} pts ({level} CI {r['sd_lo']:.3f}-{r['sd_hi']:.3f})"
+        interval = (
+            f"{level} CI {r['sd_lo']:.3f}-{r['sd_hi']:.3f}"
+            if pd.notna(r["sd_lo"])
+            else "no interval: it needs 3 runs of a configuration"
+        )
+        text = f"one run's noise sd {r['sd_pts']:.3f} pts ({interval})"
         if not share.empty and pd.notna(share["share_cuda"].iloc[0]):
             c = share.iloc[0]
             text += f", {c['share_cuda']:.0%} of the variance seeds and CUDA give together" + (
@@ -430,7 +475,9 @@ def _summary(experiment: Experiment, tables: dict, out: Path, o: ReportOptions) 
     if experiment.skipped:
         lines.append(f"Skipped while loading or scoring: {len(experiment.skipped)} item(s), listed in report.md")
     for r in tables["mode_shift"].itertuples():
-        lines.append(f"{r.optimizer}, {r.mode}: {_finding(tables, r, o)}")
+        if r.mode not in ARMS:  # why: an arm's line is in arm_lines, against every source together
+            lines.append(f"{r.optimizer}, {r.mode}: {_finding(tables, r, o)}")
     lines += sources.source_lines(tables["sources_pooled"], tables["mode_cost"])
+    lines += arms.arm_lines(tables["arms"], f"{1 - o.alpha:.0%}")
     lines.append(f"Report: {out / 'report.md'}")
     return "\n".join(lines)

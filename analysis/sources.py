@@ -154,7 +154,10 @@ def _source_text(r, key: str, mode: str) -> str:  # noqa: ANN001 (a sources_pool
     share = getattr(r, f"{key}_share")
     if pd.isna(share):
         return f"{mode} not measured"
-    return f"{mode} gives {_pct(share)} ({_pct(getattr(r, f'{key}_share_lo'))}-{_pct(getattr(r, f'{key}_share_hi'))})"
+    lo, hi = getattr(r, f"{key}_share_lo"), getattr(r, f"{key}_share_hi")
+    return f"{mode} gives {_pct(share)}" + (
+        f" ({_pct(lo)}-{_pct(hi)})" if pd.notna(lo) else " (no interval with so few runs)"
+    )
 
 
 def _where(r) -> str:  # noqa: ANN001 (a sources_pooled row)

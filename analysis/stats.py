@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import inference
-from analysis.cells import CELL, CONFIG, DET, Cell, cell_key, cells, noisy_modes
+from analysis.cells import CELL, CONFIG, DET, Cell, broken_inputs, cell_key, cells, noisy_modes
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
@@ -121,11 +121,11 @@ def groups_by_seed(runs: pd.DataFrame) -> list[np.ndarray]:
 
 
 def no_difference(groups: list[np.ndarray], alpha: float) -> str:
-    """'0 of N runs differed from their configuration's first (...)': what runs that all agree say."""
+    """'0 of N runs scored differently from their configuration's first (...)': what runs that all agree say."""
     others = sum(len(g) - 1 for g in groups)
     bound = inference.none_differ_bound(others, alpha)
     return (
-        f"0 of {others} runs differed from their configuration's first: a run differs with probability "
+        f"0 of {others} runs scored differently from their configuration's first: a run does with probability "
         f"at most {bound:.2g} ({1 - alpha:.0%})"
     )
 
@@ -363,14 +363,15 @@ def table6_energy(trials: pd.DataFrame, board_power_w: float, carbon_kg_per_kwh:
 def integrity(trials: pd.DataFrame, nan_scored: tuple[str, ...] = ()) -> pd.DataFrame:
     """Everything that breaks the determinism contract or voids a score; empty when all holds.
 
-    Deterministic repeats of a configuration must share one weights_sha256; every repeat of a
-    configuration, every mode, must share init_sha256 and data_sha256; a finished trial's score
+    Deterministic repeats of a configuration must share one weights_sha256; every trial of a
+    configuration must share the digests its arm keeps fixed, and an arm must move the one it
+    varies (cells.broken_inputs); each trial of the grid finished once; a finished trial's score
     must be a number.
     """
     problems = []
     done = trials[trials["status"] == "finished"]
-    for (optimizer, seed), group in done.groupby(CONFIG, sort=True):
-        det = group[group["mode"] == DET]
+    control = done[(done["mode"] == DET) & (done["arm"] == DET)] if "arm" in done else done[done["mode"] == DET]
+    for (optimizer, seed), det in control.groupby(CONFIG, sort=True):
         if det["weights_sha256"].nunique() > 1:
             problems.append(
                 {
@@ -380,16 +381,6 @@ def integrity(trials: pd.DataFrame, nan_scored: tuple[str, ...] = ()) -> pd.Data
                     "detail": f"{det['weights_sha256'].nunique()} different digests over {len(det)} repeats",
                 }
             )
-        for key in ("init_sha256", "data_sha256"):
-            if group[key].nunique() > 1:
-                problems.append(
-                    {
-                        "optimizer": optimizer,
-                        "seed": seed,
-                        "check": f"all repeats share {key}",
-                        "detail": f"{group[key].nunique()} different digests over {len(group)} repeats",
-                    }
-                )
         if "nondeterministic_ops" in det and det["nondeterministic_ops"].fillna("[]").ne("[]").any():
             problems.append(
                 {
@@ -398,6 +389,19 @@ def integrity(trials: pd.DataFrame, nan_scored: tuple[str, ...] = ()) -> pd.Data
                     "check": "deterministic trials ran only deterministic ops",
                     "detail": "--det-warn-only let non-deterministic ops run: "
                     + str(det["nondeterministic_ops"].dropna().iloc[0])[:200],
+                }
+            )
+    problems += broken_inputs(done)
+    arm = done["arm"] if "arm" in done else done["mode"]
+    for (optimizer, seed, _, _), twice in done.groupby(["optimizer", "seed", arm, "repeat"], sort=True):
+        if len(twice) > 1:  # why: two drivers on one study ran its trials twice (issue #32); counted once each
+            label = "_".join(sorted(twice["trial"])[0].split("_")[:4])
+            problems.append(
+                {
+                    "optimizer": optimizer,
+                    "seed": seed,
+                    "check": "each trial of the grid ran once",
+                    "detail": f"{label}: {len(twice)} finished trials ({', '.join(sorted(twice['trial']))})",
                 }
             )
     for name in nan_scored:
@@ -410,7 +414,9 @@ def integrity(trials: pd.DataFrame, nan_scored: tuple[str, ...] = ()) -> pd.Data
                 "detail": f"{name}: NaN, excluded",
             }
         )
-    return _frame(problems, ["optimizer", "seed", "check", "detail"])
+    return _frame(problems, ["optimizer", "seed", "check", "detail"]).sort_values(
+        ["optimizer", "seed"], kind="stable", ignore_index=True
+    )
 
 
 def outcomes(done: pd.DataFrame) -> pd.DataFrame:

@@ -64,6 +64,7 @@ def main() -> None:
     from datasets import get_dataset
     from sweeps.presets import PRESETS
     from trainables import determinism
+    from trainables.batches import StreamSeeds
     from trainables.file_stream import FileStream
     from trainables.loop import train_step
     from trainables.losses import Loss
@@ -89,7 +90,7 @@ def main() -> None:
             size=tuple(trial["image_size"]),
             pipeline="sdnet",
             batch_size=trial["batch_size"],
-            seed=0,
+            seeds=StreamSeeds(0, 0),
             num_workers=args.workers,
             device=device,
             eval_cache_mb=eval_cache_mb,

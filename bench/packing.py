@@ -123,6 +123,8 @@ def study(args: argparse.Namespace, share: str, name: str) -> tuple[float, str]:
         args.det_repeats,
         "--modes",
         args.modes,
+        "--vary",
+        args.vary,
         "--gpus-per-trial",
         share,
         "--cpus-per-trial",
@@ -169,6 +171,7 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument("--trials", type=int, default=16, help="non-deterministic repeats of one configuration")
     parser.add_argument("--det-repeats", default="1", help="deterministic repeats (2 or more: are they bit-identical?)")
     parser.add_argument("--modes", default=",".join(PAPER_MODES), help="passed to sweeps/run.py")
+    parser.add_argument("--vary", default="none", help="arms, passed to sweeps/run.py (default: none)")
     parser.add_argument("--epochs", type=int, help="default: the preset's")
     parser.add_argument("--cpus-per-trial", default="2")
     parser.add_argument("--storage", default="/tmp/bench_packing")

@@ -49,6 +49,7 @@ READERS = {
 }
 DATASETS = tuple(READERS)
 STREAMED = tuple(name for name, (_, streamed) in READERS.items() if streamed)
+BUNDLED = ("digits",)  # read from a package: their data directory is never read, so never part of a study's identity
 
 
 def get_dataset(name: str) -> ModuleType:

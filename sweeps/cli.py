@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
-from layout import DETERMINISTIC, MODES, PAPER_MODES
+from layout import ARMS, DETERMINISTIC, MODES, PAPER_MODES
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
 from trainables.config import MAX_SEED, OPTIMIZERS, FieldError, TrialConfig
@@ -100,9 +100,19 @@ def build_parser() -> argparse.ArgumentParser:
         "allows non-deterministic kernels. Each isolates one source of the paper's noise",
     )
     p.add_argument(
+        "--vary",
+        metavar="ARMS",
+        help="comma-separated sources of randomness to add as arms, each --repeats runs of every configuration "
+        "varying that source alone in deterministic mode: init (initial weights), order (data order), augment "
+        "(augmentation draws), dropout (the model's own training-time draws), bitflip (the lowest mantissa bit of one "
+        "initial weight), all (every seed stream, with non-deterministic CUDA); 'every' adds them all (dropout only for "
+        "a model that draws while it trains) and --modes all; "
+        "'none' adds none. " + _preset_help("vary").replace("None", "none"),
+    )
+    p.add_argument(
         "--repeats",
         type=int,
-        help="repeats per configuration of each mode but deterministic; " + _preset_help("repeats"),
+        help="repeats per configuration of each mode but deterministic, and of each arm; " + _preset_help("repeats"),
     )
     p.add_argument(
         "--det-repeats",
@@ -197,6 +207,19 @@ def _seeds(flag: str, text: str) -> tuple[int, ...]:
     return tuple(values)
 
 
+def _arms(text: str) -> tuple[str, ...]:
+    """--vary: names of layout.ARMS, every, or none, in ARMS' order."""
+    if text.strip() in ("", "none"):
+        return ()
+    names = list(ARMS) if text.strip() == "every" else [a.strip() for a in text.split(",")]
+    for name in names:
+        if name not in ARMS:
+            raise UsageError(f"--vary: unknown {name!r}; known: {', '.join(ARMS)}, or every")
+    if len(set(names)) != len(names):
+        raise UsageError(f"--vary: {text!r} lists an arm twice")
+    return tuple(a for a in ARMS if a in names)
+
+
 def _modes(text: str) -> tuple[str, ...]:
     """--modes: 'all', or names of MODES with deterministic among them, in MODES' order."""
     names = [m.strip() for m in text.split(",")] if text.strip() != "all" else list(MODES)
@@ -227,24 +250,38 @@ FIELD_FLAGS = {  # TrialConfig fields with a flag of their own; every other fiel
     "model": "--model",
     "num_workers": "--num-workers",
 }
-GRID_KEYS = ("seed", "optimizer", "mode", "repeat", "data_dir", "gpu_share", "dataset")  # set by flags or the grid
+GRID_KEYS = (
+    "seed",
+    "optimizer",
+    "mode",
+    "repeat",
+    "data_dir",
+    "gpu_share",
+    "dataset",
+    "arm",
+    "bitflip_seed",
+)  # flags or grid
 
 
 def parse(argv: Sequence[str]) -> Study:
     """The command line as a checked Study: the preset, the grid's axes, the trial settings, the resources."""
     args = build_parser().parse_args(argv)
     name, folder, preset = _preset(args)
-    seeds, optimizers, modes, repeats, det_repeats = _axes(args, preset["study"])
+    seeds, optimizers, modes, arms, repeats, det_repeats = _axes(args, preset["study"], preset["optimizers"])
     data_dir = Path(folder or args.data_dir).expanduser().resolve()
     overrides, from_set = _overrides(args, folder, data_dir)
-    spec = GridSpec(seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides, modes)
+    spec = GridSpec(
+        seeds, optimizers, repeats, det_repeats, preset["trial"], preset["optimizers"], overrides, modes, arms
+    )
     try:
         trials = build_trials(spec)
     except FieldError as exc:  # the one place ranges and choices are checked: TrialConfig
         raise UsageError(f"{_flag(exc.field, from_set)}: {exc.reason}") from None
     except (TypeError, ValueError) as exc:
         raise UsageError(f"--set: {exc}") from None
-    _check_model(trials[0]["model"], _flag("model", from_set))
+    _check_model(trials[0], _flag("model", from_set))
+    if "dropout" in arms:
+        trials = _dropout_arm(trials, args.vary is not None and args.vary.strip() != "every")
     _check_streamed(preset["trial"]["dataset"], trials[0], from_set)
     gpus, cpus = _resources(args, preset["study"])
     return Study(
@@ -280,8 +317,10 @@ def _preset(args: argparse.Namespace) -> tuple[str, str, dict]:
     return dataset, folder, PRESETS[dataset]
 
 
-def _axes(args: argparse.Namespace, study: dict) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...], int, int]:
-    """The grid's axes: seeds, optimizers, modes and repeats, with the grid's size bounded."""
+def _axes(
+    args: argparse.Namespace, study: dict, optimizer_recipes: dict
+) -> tuple[tuple[int, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], int, int]:
+    """The grid's axes: seeds, optimizers, modes, arms and repeats, with the grid's size bounded."""
     seeds = _seeds("--seeds", args.seeds) if args.seeds is not None else study["seeds"]
     optimizers = (
         tuple(o.strip() for o in args.optimizers.split(",")) if args.optimizers is not None else study["optimizers"]
@@ -289,18 +328,22 @@ def _axes(args: argparse.Namespace, study: dict) -> tuple[tuple[int, ...], tuple
     for o in optimizers:
         if o not in OPTIMIZERS:
             raise UsageError(f"--optimizers: unknown {o!r}; known: {', '.join(OPTIMIZERS)}")
+        if o not in optimizer_recipes:
+            raise UsageError(f"--optimizers: the preset has a recipe for {', '.join(optimizer_recipes)} only, not {o}")
     if len(set(optimizers)) != len(optimizers):
         raise UsageError(f"--optimizers: {args.optimizers!r} lists an optimizer twice")
-    modes = _modes(args.modes)
+    vary = study.get("vary", "none") if args.vary is None else args.vary
+    arms = _arms(vary)
+    modes = _modes("all" if vary.strip() == "every" else args.modes)
     repeats = study["repeats"] if args.repeats is None else args.repeats
     det_repeats = study["det_repeats"] if args.det_repeats is None else args.det_repeats
     for flag, value in (("--repeats", repeats), ("--det-repeats", det_repeats)):
         if not 1 <= value <= MAX_REPEATS:
             raise UsageError(f"{flag}: must be between 1 and {MAX_REPEATS}, got {value}")
-    size = len(seeds) * len(optimizers) * (det_repeats + repeats * (len(modes) - 1))
+    size = len(seeds) * len(optimizers) * (det_repeats + repeats * (len(modes) - 1 + len(arms)))
     if size > MAX_TRIALS:
         raise UsageError(f"--repeats: the grid would hold {size:,} trials; at most {MAX_TRIALS:,}")
-    return seeds, optimizers, modes, repeats, det_repeats
+    return seeds, optimizers, modes, arms, repeats, det_repeats
 
 
 def _overrides(args: argparse.Namespace, folder: str, data_dir: Path) -> tuple[dict[str, object], set[str]]:
@@ -336,11 +379,30 @@ def _overrides(args: argparse.Namespace, folder: str, data_dir: Path) -> tuple[d
     return overrides, from_set
 
 
-def _check_model(model: str, flag: str) -> None:
-    from trainables.models import is_known_model, unknown_model_message
+def _dropout_arm(trials: list[dict], asked: bool) -> list[dict]:
+    """The dropout arm varies the model's own training-time draws; a model that makes none would
+    give the control's run again, so `every` leaves it out and --vary dropout is refused."""
+    from trainables.models import draws_at_training
 
-    if not is_known_model(model):
-        raise UsageError(f"{flag}: {unknown_model_message(model)}")
+    t = trials[0]
+    if draws_at_training(t["model"], t.get("drop_rate", 0.0), t.get("drop_path_rate", 0.0)):
+        return trials
+    if asked:
+        raise UsageError(
+            f"--vary: {t['model']} makes no random draws while it trains, so the dropout arm would repeat the "
+            "control; give it some (--set drop_rate=0.1) or leave dropout out"
+        )
+    return [x for x in trials if x.get("arm") != "dropout"]
+
+
+def _check_model(trial: dict, flag: str) -> None:
+    from trainables.models import dropout_refusal, is_known_model, unknown_model_message
+
+    if not is_known_model(trial["model"]):
+        raise UsageError(f"{flag}: {unknown_model_message(trial['model'])}")
+    refusal = dropout_refusal(trial["model"], trial.get("drop_rate", 0.0), trial.get("drop_path_rate", 0.0))
+    if refusal:
+        raise UsageError(f"--set {'drop_path_rate' if 'drop-path' in refusal else 'drop_rate'}: {refusal}")
 
 
 def _resources(args: argparse.Namespace, study: dict) -> tuple[float | None, float]:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from datasets.image_folder import MAX_IMAGE_PIXELS, MAX_PIXELS_ENV, SPLITS_DIR_ENV
+from datasets.registry import BUNDLED
 from sweeps.cli import Study, UsageError
 from sweeps.grid import trial_label
 from trainables.determinism import CUBLAS_WORKSPACE
@@ -30,16 +31,29 @@ MEMORY_MARGIN = 0.9
 UPLOAD_EXCLUDES = [".git", ".venv", ".devbundle", "experiments", "data", "**/__pycache__"]
 
 
+def identity(trial: dict) -> dict:
+    """What makes a trial the trial it is: every setting but where its data lies. A data directory
+    does not change what is computed, its data does; so the same command typed elsewhere (or with
+    the directory spelled otherwise) is the same study, and a study whose data moved is said so."""
+    return {k: v for k, v in trial.items() if k != "data_dir"}
+
+
+def _name(study: Study, trials: list[dict]) -> str:
+    return f"{study.preset}-{hashlib.sha256(json.dumps(trials, sort_keys=True).encode()).hexdigest()[:8]}"
+
+
 def experiment_name(study: Study) -> str:
-    """The given name, or PRESET-<hash of the grid>: the same command finds the same directory."""
+    """The given name, or PRESET-<hash of the grid's identity>: the same command finds the same
+    directory from anywhere. A study named before the data directory left the identity keeps its name."""
     if study.name:
         return study.name
-    digest = hashlib.sha256(json.dumps(study.trials, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{study.preset}-{digest}"
+    name, legacy = _name(study, [identity(t) for t in study.trials]), _name(study, list(study.trials))
+    return legacy if (study.storage_path / legacy).is_dir() and not (study.storage_path / name).is_dir() else name
 
 
-def check_existing(experiment: Path, trials: list[dict]) -> bool:
-    """True if `experiment` holds this very study (so it is resumed); refuses a different one."""
+def check_existing(experiment: Path, trials: list[dict], flag: str = "--data-dir") -> bool:
+    """True if `experiment` holds this very study (so it is resumed); refuses a different one, and
+    names a data directory that changed for a data set that reads one."""
     path = experiment / STUDY_FILE
     if not path.exists():
         return False
@@ -50,13 +64,47 @@ def check_existing(experiment: Path, trials: list[dict]) -> bool:
         raise UsageError(
             f"--name: {path} cannot be read ({reason}); move {experiment} aside or choose another --name"
         ) from None
-    if saved != trials:
+    if [identity(t) for t in saved] != [identity(t) for t in trials]:
         raise UsageError(f"--name: {experiment} holds a different study ({path}); choose another --name")
+    before, now = saved[0].get("data_dir"), trials[0].get("data_dir")
+    if before != now and trials[0]["dataset"] not in BUNDLED:
+        raise UsageError(
+            f"{flag}: {experiment} ran on the data in {before}, and this command names {now}; "
+            f"pass {before} to resume it, or --name to start another study"
+        )
     return True
 
 
 def write_study(experiment: Path, trials: list[dict]) -> None:
-    (experiment / STUDY_FILE).write_text(json.dumps({"trials": trials}, indent=1))
+    """study.json, written whole or not at all (a kill mid-write would leave a study that never resumes)."""
+    partial = experiment / f".{STUDY_FILE}.partial"
+    partial.write_text(json.dumps({"trials": trials}, indent=1))
+    os.replace(partial, experiment / STUDY_FILE)
+
+
+RAY_SOCKET_PATH_MAX = 107  # bytes in an AF_UNIX socket path, which Ray's sockets live under
+RAY_SOCKET_TAIL = len("/ray/session_2026-12-03_15-57-46_045176_4194304/sockets/plasma_store")
+
+
+def check_tmpdir() -> None:
+    """Ray keeps its sockets and logs under RAY_TMPDIR, else TMPDIR, else /tmp; one it cannot write,
+    or so long that its socket paths would not fit, is said in one line here, before anything is
+    written, instead of in Ray's traceback."""
+    variable = "RAY_TMPDIR" if "RAY_TMPDIR" in os.environ else "TMPDIR" if "TMPDIR" in os.environ else None
+    where = Path(os.environ[variable]) if variable else Path("/tmp")
+    flag = variable or "TMPDIR"
+    try:
+        with tempfile.TemporaryFile(dir=where):
+            pass
+    except OSError as exc:
+        raise UsageError(
+            f"{flag}: cannot write {where} ({exc.strerror}); Ray keeps its sockets there: set {flag} to a writable folder"
+        ) from None
+    if len(str(where)) + RAY_SOCKET_TAIL > RAY_SOCKET_PATH_MAX:
+        raise UsageError(
+            f"{flag}: {where} is too long for Ray's sockets ({len(str(where))} characters, at most "
+            f"{RAY_SOCKET_PATH_MAX - RAY_SOCKET_TAIL}): set {flag} to a shorter folder, /tmp for one"
+        )
 
 
 def git_commit() -> str | None:

@@ -151,6 +151,38 @@ PRESETS: dict[str, dict] = {
             "sgd": {"lr": 3.0, "momentum": 0.85, "nesterov": True, "weight_decay": 2.5e-4},
         },
     },
+    # Summers & Dinneen (ICML 2021), "Nondeterminism and Instability in Neural Network Optimization":
+    # ResNet-14 on CIFAR-10 with every source of randomness varied alone (--vary every), one seed, SGD
+    "cifar10-resnet14": {
+        "study": {
+            "seeds": (0,),
+            "optimizers": ("sgd",),
+            "repeats": 10,
+            "det_repeats": 2,
+            "vary": "every",
+            # why: eight per H200 trained no more trial-epochs an hour than four (404 against 409 trials/h,
+            # 4-epoch trials; bench/RESULTS.md, 2026-12-03)
+            "gpus_per_trial": 0.25,
+            "gpu_memory_gib": 2.1,  # four packed on an H200 peaked at 8.3 GiB
+            "cpus_per_trial": 2,
+        },
+        "trial": {
+            **_COMMON_TRIAL,
+            "dataset": "cifar10",
+            "model": "resnet14",
+            "epochs": 500,
+            "batch_size": 512,
+            "scheduler": "cosine_warmup",
+            "warmup_epochs": 3,  # linear to the peak lr, then a cosine to 0, per step
+            "crop_padding": 4,
+            "hflip": True,
+            "mean": (0.4914, 0.4822, 0.4465),
+            "std": (0.2470, 0.2435, 0.2616),
+            "metrics": ("accuracy", "f1"),
+            "metric": "accuracy",
+        },
+        "optimizers": {"sgd": {"lr": 0.4, "momentum": 0.9, "weight_decay": 5e-4}},
+    },
     # the reference study's task 2: MobileNetV3-Large from scratch on SDNET2018 concrete cracks
     "sdnet": {
         "study": {

@@ -8,6 +8,8 @@ with one row per configuration and mode. Exit code 0 only if every trial finishe
 from __future__ import annotations
 
 import os
+import shlex
+import signal
 import sys
 from pathlib import Path
 
@@ -23,7 +25,11 @@ def dry_run(study: Study) -> None:
 
     rows = pd.DataFrame(
         [
-            {"trial": trial_label(t), **{k: t[k] for k in ("seed", "optimizer", "mode", "repeat", "lr")}}
+            {
+                "trial": trial_label(t),
+                **{k: t[k] for k in ("seed", "optimizer", "mode", "repeat", "lr")},
+                "arm": t.get("arm", ""),
+            }
             for t in study.trials
         ]
     )
@@ -32,6 +38,41 @@ def dry_run(study: Study) -> None:
     print(f"\n{len(study.trials)} trials; shared settings:")
     for key, value in shared.items():
         print(f"  {key} = {value}")
+
+
+KILL_AT_ENV = "CUDA_RANDOMNESS_KILL_AT"  # tests only: the driver kills itself (SIGKILL) at this moment of its start
+
+
+def checkpoint_moment(moment: str) -> None:
+    """A named moment of the driver's start, where the tests of 'any stop at any moment' stop it."""
+    if os.environ.get(KILL_AT_ENV) == moment:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Stopping:
+    """SIGTERM (docker stop, systemd, Slurm, Kubernetes) stops the study as Ctrl-C does: it is handed
+    to whatever answers SIGINT at that moment (Tune's graceful stop while trials run). A second
+    signal of either kind stops at once."""
+
+    def __init__(self) -> None:
+        self.by: str | None = None
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._terminate)
+
+    def _terminate(self, signum: int, frame: object) -> None:
+        if self.by is not None:
+            os._exit(143)
+        self.by = "SIGTERM"
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler) and handler is not signal.default_int_handler:
+            handler(signal.SIGINT, frame)
+        else:
+            raise KeyboardInterrupt
+
+    @property
+    def code(self) -> int:
+        return 143 if self.by == "SIGTERM" else 130
 
 
 def main(argv: list[str]) -> int:
@@ -43,18 +84,59 @@ def main(argv: list[str]) -> int:
         dry_run(study)
         return 0
 
+    from sweeps import launch
+    from sweeps.lock import Held, StudyLock
+
+    stopping = Stopping()
+    stopping.install()
+    experiment = study.storage_path / launch.experiment_name(study)
+    again = shlex.join(["python", sys.argv[0], *argv])
+    try:
+        if study.address is None:  # why: Ray starts here, and keeps its sockets in the temporary folder
+            launch.check_tmpdir()
+    except UsageError as exc:
+        fail(str(exc))
+    lock = StudyLock(experiment)
+    try:
+        lock.acquire()
+    except Held as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail(f"--storage-path: cannot write {experiment}: {exc.strerror}")
+    if lock.unlocked_why:
+        print(f"Not locked: {lock.unlocked_why}; make sure no other driver runs this study")
+    started = False
+    try:
+        checkpoint_moment("locked")
+        started, code = run_study(study, experiment, again, stopping)
+        return code
+    except KeyboardInterrupt:
+        print(
+            f"\nStopped by {stopping.by or 'Ctrl-C'} before any trial ran; nothing was trained. "
+            f"To start, run the same command again:\n  {again}"
+        )
+        return stopping.code
+    finally:
+        lock.release(remove_if_unused=not started)
+
+
+def run_study(study: Study, experiment: Path, again: str, stopping: Stopping) -> tuple[bool, int]:
+    """The study's lifecycle, the experiment directory locked: resume or start, check everything
+    that can be checked before Ray starts, run the grid through Tune, summarise. Returns whether the
+    study began (its study.json written) and the exit code."""
     from datasets import DataError, get_dataset, reader_options
     from datasets.image_folder import SPLITS_DIR_ENV
     from sweeps import launch, storage
+    from sweeps.grid import recorded
     from sweeps.summary import format_summary, summary_rows
 
-    name = launch.experiment_name(study)
-    experiment = study.storage_path / name
     metric = study.trials[0]["metric"]
+    flag = "--dataset" if study.preset == "folder" else "--data-dir"
     try:
-        resume = launch.check_existing(experiment, list(study.trials))
+        resume = launch.check_existing(experiment, list(study.trials), flag)
     except UsageError as exc:
         fail(str(exc))
+    finished = 0
     if resume:  # why: a finished study needs no data, weights or Ray, so check before fetching any
         from sweeps.repair import repair_results
 
@@ -62,12 +144,12 @@ def main(argv: list[str]) -> int:
             print(note)
         rows = summary_rows(storage.counted_trials(experiment))
         finished = int((rows["status"] == "finished").sum())
-        if len(rows) == len(study.trials) and (rows["status"] == "finished").all():
+        if finished == len(study.trials) and len(rows) == len(study.trials):
             print(
                 f"This study has already finished: all {len(rows)} trials are in {experiment}; nothing is trained again.\n"
             )
             print(format_summary(rows, metric))
-            return 0
+            return True, 0
     try:
         if study.address is not None:
             launch.check_address(study.address)
@@ -82,15 +164,18 @@ def main(argv: list[str]) -> int:
         os.environ.setdefault(SPLITS_DIR_ENV, str(study.storage_path / ".splits"))
         # why: the driver fetches the data once; the trials only read it
         get_dataset(study.dataset).prepare(study.data_dir, **reader_options(study.dataset, study.trials[0]))
-        storage.check_free_space(study, experiment, len(study.trials) - (finished if resume else 0))
+        storage.check_free_space(study, experiment, len(study.trials) - finished)
         launch.check_pretrained(study.trials[0])
-        experiment.mkdir(parents=True, exist_ok=True)
     except (UsageError, DataError) as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"--storage-path: cannot write {experiment}: {exc.strerror}")
-
+    if not resume:
+        launch.write_study(experiment, list(study.trials))
+    checkpoint_moment("study-written")
     launch.start_ray(study, experiment / launch.DRIVER_LOG)
+    stopping.install()  # why: again, over the handler Ray's start installs (it dumps C++ stacks on SIGTERM)
+    checkpoint_moment("ray-started")
     if study.address is not None:
         try:
             cpus, gpus = launch.cluster_resources()
@@ -98,12 +183,11 @@ def main(argv: list[str]) -> int:
             study = launch.fit_cpus(study, cpus)
         except UsageError as exc:
             fail(str(exc))
-    trials = [dict(t, gpu_share=gpus_per_trial) for t in study.trials]
-    if not resume:
-        launch.write_study(experiment, list(study.trials))
+    trials = [dict(recorded(t), gpu_share=gpus_per_trial) for t in study.trials]
     print(
         f"{'Resuming' if resume else 'Starting'} {len(trials)} trials in {experiment}\n"
-        f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; watch: tensorboard --logdir {experiment}"
+        f"  {gpus_per_trial:g} GPU and {study.cpus_per_trial:g} CPU per trial; "
+        f"watch: tensorboard --logdir {shlex.quote(str(experiment))}"
     )
     try:
         launch.fit(study, trials, experiment, resume, gpus_per_trial)
@@ -114,16 +198,16 @@ def main(argv: list[str]) -> int:
     if (line := storage.disk_full(experiment)) is not None:
         print(line, file=sys.stderr)
     rows = summary_rows(storage.counted_trials(experiment))
-    command = " ".join(["python", "sweeps/run.py", *argv])
     print("\n" + format_summary(rows, metric))
-    print(f"\nExperiment directory: {experiment}\nAnalysis: python -m analysis report {experiment}")
+    print(f"\nExperiment directory: {experiment}\nAnalysis: python -m analysis report {shlex.quote(str(experiment))}")
     if (rows["status"] == "stopped").any() or len(rows) < len(trials):
+        by = f"Stopped by {stopping.by}" if stopping.by else "Stopped"
         print(
-            f"\nStopped with {len(trials) - (rows['status'] == 'finished').sum()} trial(s) unfinished; nothing finished is lost. "
-            f"To continue, run the same command again:\n  {command}"
+            f"\n{by} with {len(trials) - (rows['status'] == 'finished').sum()} trial(s) unfinished; nothing finished is lost. "
+            f"To continue, run the same command again:\n  {again}"
         )
-        return 130
-    return 0 if (rows["status"] == "finished").all() else 1
+        return True, stopping.code
+    return True, 0 if (rows["status"] == "finished").all() else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 import numpy as np
 import torch
 
-from trainables.batches import TrainStream, augment, epoch_plan
+from trainables.batches import StreamSeeds, TrainStream, augment, epoch_plan
+
+S3 = StreamSeeds(3, 3)
 
 
 def test_augment_matches_a_per_image_reference_crop_and_flip():
@@ -21,10 +23,10 @@ def test_augment_matches_a_per_image_reference_crop_and_flip():
 
 
 def test_plan_is_a_function_of_seed_and_epoch_alone():
-    a, b = epoch_plan(100, 3, 1, 4, True), epoch_plan(100, 3, 1, 4, True)
+    a, b = epoch_plan(100, S3, 1, 4, True), epoch_plan(100, S3, 1, 4, True)
     assert all(np.array_equal(x, y) for x, y in zip(a.digest_parts(), b.digest_parts()))
-    assert not np.array_equal(a.order, epoch_plan(100, 3, 2, 4, True).order)
-    assert not np.array_equal(a.order, epoch_plan(100, 4, 1, 4, True).order)
+    assert not np.array_equal(a.order, epoch_plan(100, S3, 2, 4, True).order)
+    assert not np.array_equal(a.order, epoch_plan(100, StreamSeeds(4, 4), 1, 4, True).order)
     assert sorted(a.order.tolist()) == list(range(100))
     assert a.offsets.min() >= 0 and a.offsets.max() <= 8
     assert 20 < a.flips.sum() < 80
@@ -34,7 +36,7 @@ def test_stream_is_the_same_with_and_without_workers():
     rng = np.random.default_rng(1)
     images = rng.integers(0, 256, size=(37, 1, 5, 5), dtype=np.uint8)
     labels = np.arange(37, dtype=np.int64)
-    kw = dict(batch_size=8, seed=5, crop_padding=1, hflip=True, device=torch.device("cpu"))
+    kw = dict(batch_size=8, seeds=StreamSeeds(5, 5), crop_padding=1, hflip=True, device=torch.device("cpu"))
     inline = list(TrainStream(images, labels, num_workers=0, **kw).epoch(3))
     workers = list(TrainStream(images, labels, num_workers=2, **kw).epoch(3))
     assert len(inline) == len(workers) == 5  # 37 examples in batches of 8, the last one partial
@@ -47,7 +49,7 @@ def test_drop_last_yields_only_full_batches_with_and_without_workers():
     images = rng.integers(0, 256, size=(37, 1, 5, 5), dtype=np.uint8)
     kw = dict(
         batch_size=8,
-        seed=5,
+        seeds=StreamSeeds(5, 5),
         crop_padding=1,
         hflip=True,
         alternate_flip=True,

@@ -47,8 +47,9 @@ def test_a_study_written_before_eval_every_existed_still_loads_and_keeps_its_nam
     (the trial dicts) is as before; a params.json or study.json without it means every epoch.
     cifar10-fast evaluates every 4th epoch since 2026-11-30, which gave its default study a new name."""
     for name, preset in PRESETS.items():
+        optimizer = next(iter(preset["optimizers"]))
         spec = GridSpec(
-            (0,), ("adam",), 1, 1, preset["trial"], preset["optimizers"], {"data_dir": "", "gpu_share": 0.0}
+            (0,), (optimizer,), 1, 1, preset["trial"], preset["optimizers"], {"data_dir": "", "gpu_share": 0.0}
         )
         trial = build_trials(spec)[0]
         assert trial.get("eval_every") == (4 if name == "cifar10-fast" else None), name

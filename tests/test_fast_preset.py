@@ -15,7 +15,7 @@ from sweeps.launch import experiment_name
 from sweeps.presets import PRESETS
 from tests.conftest import through_disk, write_cifar10
 from trainables.airbench_net import AirbenchNet, AirbenchSpec
-from trainables.batches import epoch_plan
+from trainables.batches import StreamSeeds, epoch_plan
 from trainables.config import TrialConfig
 from trainables.loop import predict, run_trial
 
@@ -102,11 +102,11 @@ def test_whitening_layer_decorrelates_the_patches_it_was_fitted_on():
 
 
 def test_alternate_flip_mirrors_every_image_in_turn_and_keeps_the_order_random():
-    plans = [epoch_plan(1000, 7, e, 2, True, alternate_flip=True) for e in (1, 2, 3)]
+    plans = [epoch_plan(1000, StreamSeeds(7, 7), e, 2, True, alternate_flip=True) for e in (1, 2, 3)]
     assert 400 < plans[0].flips.sum() < 600
     assert np.array_equal(plans[1].flips, ~plans[0].flips) and np.array_equal(plans[2].flips, plans[0].flips)
     assert not np.array_equal(plans[0].order, plans[1].order)
-    assert np.array_equal(epoch_plan(1000, 7, 2, 2, True, alternate_flip=True).flips, plans[1].flips)
+    assert np.array_equal(epoch_plan(1000, StreamSeeds(7, 7), 2, 2, True, alternate_flip=True).flips, plans[1].flips)
 
 
 def test_test_time_views_are_weighted_to_one_and_include_the_mirror():

@@ -15,6 +15,7 @@ from datasets import DataError, get_dataset
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
 from tests.conftest import REPO, sdnet_tree, write_images
+from trainables.batches import StreamSeeds
 from trainables.config import TrialConfig
 from trainables.loop import run_trial
 
@@ -131,7 +132,7 @@ def test_augmentation_differs_across_seeds_and_epochs_but_not_repeats(two_class_
             size=(16, 16),
             pipeline=pipeline,
             batch_size=4,
-            seed=seed,
+            seeds=StreamSeeds(seed, seed),
             num_workers=0,
             device=torch.device("cpu"),
         )
@@ -159,7 +160,7 @@ def test_one_running_stream_gives_each_epoch_as_a_fresh_one_would(two_class_fold
             size=(16, 16),
             pipeline=pipeline,
             batch_size=4,
-            seed=3,
+            seeds=StreamSeeds(3, 3),
             num_workers=workers,
             device=torch.device("cpu"),
             drop_last=True,
@@ -193,7 +194,7 @@ def test_held_out_batches_are_kept_after_one_pass_when_they_fit(two_class_folder
             size=size,
             pipeline="sdnet",
             batch_size=4,
-            seed=0,
+            seeds=StreamSeeds(0, 0),
             num_workers=num_workers,
             device=torch.device("cpu"),
             eval_cache_mb=cache_mb,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from trainables.metrics import scores
+from metrics import scores
 
 
 def probs(rows):

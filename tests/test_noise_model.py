@@ -56,7 +56,7 @@ def test_copies_are_exact_in_table_ii_and_iii(frozen):
 def test_copies_have_no_noise_and_say_how_often_a_run_could_differ(frozen):
     r = stats.noise(frozen).iloc[0]
     assert r["sd_pts"] == 0 and np.isnan(r["sd_lo"])
-    assert "0 of 38 runs differed from their configuration's first" in r["note"]
+    assert "0 of 38 runs scored differently from their configuration's first" in r["note"]
     assert f"at most {inference.none_differ_bound(38):.2g}" in r["note"]
 
 
@@ -74,7 +74,7 @@ def test_copies_are_not_atypical_nor_significant(frozen):
 
 def test_copies_give_cuda_no_share_and_plan_no_paper_test(frozen):
     r = stats.seed_vs_cuda(frozen).iloc[0]
-    assert r["var_cuda"] == 0 and np.isnan(r["share_cuda_lo"]) and "0 of 38 runs differed" in r["note"]
+    assert r["var_cuda"] == 0 and np.isnan(r["share_cuda_lo"]) and "0 of 38 runs scored differently" in r["note"]
     design = questions.design(frozen, (0.1, 1.0))
     assert design["paper_test_repeats"].isna().all()
     assert design["note"].str.contains("runs never varied").all()
@@ -171,3 +171,15 @@ def test_the_report_rebuilds_from_its_own_trials_table(tmp_path):
         )
     assert "read from the trials table" in (tmp_path / "b" / "report.md").read_text()
     assert again.splitlines()[0].startswith("Integrity OK")
+
+
+def test_a_deterministic_run_that_scored_nan_is_not_called_missing(tmp_path):
+    from analysis import stats as tables
+    from tests.experiment_factory import write_trial
+
+    write_config(tmp_path, optimizer="sgd", seed=0, det=90.0, noisy=[90.1, 90.2, 90.0], det_copies=0)
+    write_trial(tmp_path, optimizer="sgd", seed=0, mode="deterministic", repeat=0, scores=[float("nan")],
+                init="init0", data="data0")  # fmt: skip
+    result = finished(load_experiment(tmp_path).trials)
+    note = tables.configurations(result.done, result.nan_configs).iloc[0]["note"]
+    assert note == "the deterministic run scored NaN (excluded)"  # the review: "no deterministic run finished"

@@ -32,18 +32,31 @@ class EpochPlan:
         return self.order, self.offsets, self.flips
 
 
+@dataclass(frozen=True)
+class StreamSeeds:
+    """The two seeds a training stream draws from: its order, and its augmentation (crops, flips,
+    albumentations' draws). A trial's default passes its configuration's seed for both."""
+
+    order: int
+    augment: int
+
+
 def epoch_plan(
-    n: int, seed: int, epoch: int, crop_padding: int, hflip: bool, alternate_flip: bool = False
+    n: int, seeds: StreamSeeds, epoch: int, crop_padding: int, hflip: bool, alternate_flip: bool = False
 ) -> EpochPlan:
-    rng = np.random.default_rng([seed, epoch])  # why: independent of repeat, mode and workers
-    order = rng.permutation(n).astype(np.int64)
+    # why: each a function of (its seed, epoch) alone, independent of repeat, mode and workers
+    order = np.random.default_rng([seeds.order, epoch]).permutation(n).astype(np.int64)
+    rng = np.random.default_rng([seeds.augment, epoch])
+    # why: order and draws once came from this one generator, the draws after the permutation;
+    # drawing it and dropping it keeps every study made before the streams were split bit-identical
+    rng.permutation(n)
     offsets = rng.integers(0, 2 * crop_padding + 1, size=(n, 2), dtype=np.int64)
     if not hflip:
         flips = np.zeros(n, dtype=bool)
     elif alternate_flip:
         # why: after a random first epoch every image is seen mirrored and not in turn, so any
         # two consecutive epochs show both views (Jordan 2024, "alternating flip")
-        flips = (np.random.default_rng([seed, 0]).random(n) < 0.5) ^ (epoch % 2 == 0)
+        flips = (np.random.default_rng([seeds.augment, 0]).random(n) < 0.5) ^ (epoch % 2 == 0)
     else:
         flips = rng.random(n) < 0.5
     return EpochPlan(order, offsets, flips)
@@ -110,6 +123,8 @@ class Stream(Protocol):
 
     def plan(self, epoch: int) -> EpochPlan: ...  # the epoch's order and augmentation draws, for the data digest
 
+    def augment_draws(self, epoch: int) -> tuple[np.ndarray, ...]: ...  # what the augmentation seed decides, digested
+
     def epoch(self, epoch: int) -> Iterator[Batch]: ...  # the epoch's batches, in plan(epoch)'s order
 
     def held_out(self, split, batch_size: int) -> HeldOut: ...  # noqa: ANN001 (a Split or a FileSplit)
@@ -124,7 +139,7 @@ class TrainStream:
         labels: np.ndarray,
         *,
         batch_size: int,
-        seed: int,
+        seeds: StreamSeeds,
         crop_padding: int,
         hflip: bool,
         num_workers: int,
@@ -132,7 +147,7 @@ class TrainStream:
         alternate_flip: bool = False,
         drop_last: bool = False,
     ) -> None:
-        self.batch_size, self.seed, self.padding, self.hflip = batch_size, seed, crop_padding, hflip
+        self.batch_size, self.seeds, self.padding, self.hflip = batch_size, seeds, crop_padding, hflip
         self.alternate_flip, self.drop_last = alternate_flip, drop_last
         self.num_workers, self.device = num_workers, device
         # why: with no workers the whole uint8 set lives on the device and is augmented there
@@ -154,9 +169,13 @@ class TrainStream:
         if self._plan is None or self._plan[0] != epoch:  # why: the digest and the epoch ask for the same plan
             self._plan = (
                 epoch,
-                epoch_plan(len(self.labels), self.seed, epoch, self.padding, self.hflip, self.alternate_flip),
+                epoch_plan(len(self.labels), self.seeds, epoch, self.padding, self.hflip, self.alternate_flip),
             )
         return self._plan[1]
+
+    def augment_draws(self, epoch: int) -> tuple[np.ndarray, ...]:
+        plan = self.plan(epoch)
+        return plan.offsets, plan.flips
 
     def epoch(self, epoch: int) -> Iterator[Batch]:
         plan = self.plan(epoch)
@@ -183,7 +202,12 @@ class TrainStream:
         )
         yield from on_device(
             seeded_loader(
-                batches, seed=self.seed, epoch=epoch, num_workers=self.num_workers, device=self.device, batch_size=None
+                batches,
+                seed=self.seeds.augment,
+                epoch=epoch,
+                num_workers=self.num_workers,
+                device=self.device,
+                batch_size=None,
             ),
             self.device,
         )

@@ -12,10 +12,10 @@ import math
 import typing
 from dataclasses import dataclass
 
-from layout import MODES
+from layout import ALL_SOURCES, ARMS, DETERMINISTIC, MODES, PAPER_NOISY, STREAMS
 
 OPTIMIZERS = ("adam", "sgd")
-SCHEDULERS = ("cosine", "plateau", "constant", "onecycle")
+SCHEDULERS = ("cosine", "plateau", "constant", "onecycle", "cosine_warmup")
 PRECISIONS = ("fp32", "bf16")
 METRICS = ("accuracy", "f1", "auc")
 SELECTIONS = ("last", "best_val_loss", "best_val_auc")
@@ -50,7 +50,7 @@ class TrialConfig:
     beta2: float  # Adam's second-moment decay (unused by SGD)
     amsgrad: bool  # Adam's AMSGrad variant (unused by SGD)
     nesterov: bool  # SGD's Nesterov momentum (unused by Adam)
-    scheduler: str  # cosine: per epoch, T_max = epochs | plateau: on val loss | constant | onecycle: per step, linear
+    scheduler: str  # cosine: per epoch, T_max = epochs | plateau: on val loss | constant | onecycle: per step, linear | cosine_warmup: per step, warmup_epochs linear, then cosine to 0
     warmup_frac: float  # onecycle: fraction of all steps spent rising from lr / 5 to lr, then falling to ~0
     plateau_patience: int  # epochs without val-loss improvement before the lr is cut
     plateau_factor: float  # lr multiplier on a plateau
@@ -89,6 +89,17 @@ class TrialConfig:
     # default, and presets leave it out at its default, so their studies keep their directory names
     # eval_every: evaluate every this many epochs and always the last (select=last only); changes no final result
     eval_every: int = 1
+    # sources of randomness, one at a time (sweeps.grid builds the arms; DESIGN.md): each stream
+    # draws from a seed of its own, which is the configuration's seed unless the trial's arm varies it
+    arm: str = ""  # "": the trial's CUDA mode alone (the control when deterministic); else one of layout.ARMS, or the mode's name
+    init_seed: int = -1  # initial weights; -1: the configuration's seed
+    order_seed: int = -1  # the data order; -1: the seed
+    augment_seed: int = -1  # every augmentation draw (crops, flips, albumentations); -1: the seed
+    dropout_seed: int = -1  # the model's own training-time draws (dropout, drop-path); -1: the seed
+    bitflip_seed: int = -1  # the bitflip arm: picks the one initial weight whose lowest mantissa bit flips; -1: none
+    drop_rate: float = 0.0  # dropout before the classifier (small_cnn and timm models), probability
+    drop_path_rate: float = 0.0  # stochastic depth of timm models that have it, probability
+    warmup_epochs: float = 0.0  # cosine_warmup: epochs of linear warm-up from 0 to lr before the cosine
 
     @classmethod
     def from_dict(cls, config: typing.Mapping[str, object]) -> TrialConfig:
@@ -106,6 +117,15 @@ class TrialConfig:
         cfg = cls(**values)
         cfg._check_choices()
         return cfg
+
+    def stream_seed(self, stream: str) -> int:
+        """The seed of one of layout.STREAMS: its own where the arm set one, else the configuration's."""
+        own = getattr(self, f"{stream}_seed")
+        return self.seed if own < 0 else own
+
+    def arm_label(self) -> str:
+        """The arm as the analysis names it: the arm, or the CUDA mode when the trial varies no stream."""
+        return self.arm or self.mode
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON-friendly dict (tuples become lists), as params.json stores it. A setting added
@@ -156,8 +176,31 @@ class TrialConfig:
         if not 0 <= self.label_smoothing < 1:
             raise FieldError("label_smoothing", f"must be in [0, 1), got {self.label_smoothing}")
         self._check_numbers()
+        self._check_arm()
+        if self.scheduler == "cosine_warmup" and not 0 <= self.warmup_epochs < self.epochs:
+            raise FieldError("warmup_epochs", f"must be in [0, epochs) for cosine_warmup, got {self.warmup_epochs:g}")
         if self.scheduler == "onecycle" and not 0 < self.warmup_frac < 1:
             raise FieldError("warmup_frac", f"must be in (0, 1) for the onecycle scheduler, got {self.warmup_frac}")
+
+    def _check_arm(self) -> None:
+        """An arm varies what it names and runs in the mode it names (sweeps.grid sets both)."""
+        if self.arm not in ("", *ARMS, *MODES):
+            raise FieldError("arm", f"must be one of {', '.join(ARMS)} (or a mode's name), got {self.arm!r}")
+        if self.arm in MODES and self.arm != self.mode:
+            raise FieldError("arm", f"{self.arm!r} names another mode than the trial's ({self.mode})")
+        wanted = PAPER_NOISY if self.arm == ALL_SOURCES else DETERMINISTIC
+        if self.arm in ARMS and self.mode != wanted:
+            raise FieldError("mode", f"the {self.arm} arm runs in {wanted} mode, got {self.mode}")
+        if (self.bitflip_seed >= 0) != (self.arm == "bitflip"):
+            raise FieldError("bitflip_seed", "is set by the bitflip arm, and only there (--vary bitflip)")
+        for name in [f"{s}_seed" for s in STREAMS] + ["bitflip_seed"]:
+            if not -1 <= getattr(self, name) <= MAX_SEED:
+                raise FieldError(
+                    name, f"must be -1 (the configuration's seed) or in 0..{MAX_SEED}, got {getattr(self, name)}"
+                )
+        for name in ("drop_rate", "drop_path_rate"):
+            if not 0 <= getattr(self, name) < 1:
+                raise FieldError(name, f"must be in [0, 1), got {getattr(self, name):g}")
 
     def check_streamed(self) -> None:
         """What only in-memory data sets (digits, cifar10) support, refused for one streamed from files;

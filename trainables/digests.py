@@ -1,7 +1,8 @@
 """SHA-256 digests that prove what the determinism contract claims.
 
-init_sha256 and data_sha256 must agree across all repeats of a configuration (else the repeats
-differ by more than CUDA); weights_sha256 must agree across deterministic repeats.
+init_sha256 and data_sha256 must agree across all repeats of a configuration that keep those
+streams (else the repeats differ by more than CUDA); weights_sha256 must agree across deterministic
+repeats. order_sha256, augment_sha256 and dropout_sha256 each digest one seed stream alone.
 """
 
 from __future__ import annotations
@@ -43,3 +44,18 @@ class StreamDigest:
 
     def hexdigest(self) -> str:
         return self._h.hexdigest()
+
+    @classmethod
+    def of(cls, *parts: torch.Tensor | np.ndarray) -> str:
+        digest = cls()
+        digest.update(*parts)
+        return digest.hexdigest()
+
+
+def rng_sha256() -> str:
+    """Digest of torch's generators as they stand (the host's, and each CUDA device's once CUDA is
+    up): which stream the next random draws of the model come from."""
+    states = [torch.get_rng_state()]
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        states += torch.cuda.get_rng_state_all()
+    return StreamDigest.of(*states)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from datasets.image_folder import MAX_IMAGE_PIXELS
 from trainables import augment  # why: imported before the workers fork, so none of them imports it again
-from trainables.batches import EpochPlan, batch_count, epoch_plan, seeded_loader
+from trainables.batches import EpochPlan, StreamSeeds, batch_count, epoch_plan, seeded_loader
 from trainables.determinism import seed_host
 
 # why: OpenCV's own pixel limit, read at its first imread, follows the one the driver checked with
@@ -120,19 +120,19 @@ class FileStream:
         size: tuple[int, int],
         pipeline: str,
         batch_size: int,
-        seed: int,
+        seeds: StreamSeeds,
         num_workers: int,
         device: torch.device,
         drop_last: bool = False,
         eval_cache_mb: int = 0,
     ) -> None:
-        self.labels, self.channels, self.size, self.seed = labels, channels, size, seed
+        self.labels, self.channels, self.size, self.seeds = labels, channels, size, seeds
         self.cache_left = eval_cache_mb * 2**20  # bytes of decoded held-out images that may still be kept
         self.batch_size, self.num_workers, self.device, self.drop_last = batch_size, num_workers, device, drop_last
         self.device_steps = augment.device_steps(pipeline)
         self._batches = _EpochBatches(self.plan, batch_size, drop_last)
         self._train = self._loader(
-            _Examples(paths, labels, channels, size, pipeline, seed), batch_sampler=self._batches
+            _Examples(paths, labels, channels, size, pipeline, seeds.augment), batch_sampler=self._batches
         )
         self._running: Iterator[tuple[torch.Tensor, ...]] | None = None  # the trial-long iterator
         self._next_epoch: int | None = None  # the epoch it yields next
@@ -145,7 +145,7 @@ class FileStream:
     def _loader(self, dataset: _Examples, **batching: object) -> DataLoader:
         return seeded_loader(
             dataset,
-            seed=self.seed,
+            seed=self.seeds.augment,
             epoch=0,
             num_workers=self.num_workers,
             device=self.device,
@@ -154,7 +154,12 @@ class FileStream:
         )
 
     def plan(self, epoch: int) -> EpochPlan:
-        return epoch_plan(len(self.labels), self.seed, epoch, 0, False)
+        return epoch_plan(len(self.labels), self.seeds, epoch, 0, False)
+
+    def augment_draws(self, epoch: int) -> tuple[np.ndarray, ...]:
+        """Every example's pipeline seed in `epoch`: what the augmentation seed decides here."""
+        seeds = [augment.example_seed(self.seeds.augment, epoch, i) for i in range(len(self.labels))]
+        return (np.array(seeds, dtype=np.uint32),)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Epoch `epoch`'s batches in the order of plan(epoch) (the sampler draws that same plan).
@@ -196,7 +201,7 @@ class FileStream:
     ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """One pass over a held-out split's files, in host memory; a complete pass that fits is kept."""
         if id(paths) not in self._held:  # the tuple is kept beside its loader, so its id stays its own
-            dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seed)
+            dataset = _Examples(paths, labels, self.channels, self.size, "none", self.seeds.augment)
             self._held[id(paths)] = (
                 paths,
                 self._loader(dataset, batch_size=batch_size, sampler=_Keys(np.arange(len(labels)))),

@@ -20,14 +20,15 @@ import torch
 from datasets import ImageSplits, get_dataset, reader_options
 from datasets.image_folder import FileSplits
 from datasets.registry import STREAMED
+from metrics import scores
 from trainables import determinism, streams
 from trainables.artifacts import append_last_layer, save_predictions, write_last_layers
 from trainables.batches import batch_count
+from trainables.bitflip import flip_one_bit
 from trainables.config import TrialConfig
-from trainables.digests import StreamDigest, state_sha256
+from trainables.digests import StreamDigest, rng_sha256, state_sha256
 from trainables.environment import EnergyMeter, describe
 from trainables.losses import Loss
-from trainables.metrics import scores
 from trainables.models import classifier_of, create_model
 from trainables.optim import Schedule, build_optimizer
 from trainables.placement import Placement, pin
@@ -136,7 +137,9 @@ def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) 
     """The trial's model on the CPU, from the seeded RNG: the same initial weights on any device.
     A model that initialises from the data (airbench_net's whitening layer) sees the first 1,000
     training images, the same ones in every trial."""
-    model = create_model(cfg.model, outputs, data.in_chans, cfg.pretrained, cfg.weights)
+    model = create_model(
+        cfg.model, outputs, data.in_chans, cfg.pretrained, cfg.weights, cfg.drop_rate, cfg.drop_path_rate
+    )
     if hasattr(model, "init_from_data"):  # only in-memory data: cfg.check_streamed() refused the rest
         model.init_from_data(normalizer(cfg, torch.device("cpu"))(torch.from_numpy(data.train.images[:1000])))
     return model
@@ -182,6 +185,8 @@ class Trial:
     schedule: Schedule
     init_sha256: str
     placement: Placement
+    dropout_sha256: str  # the training-time draws' generator as seeded: which dropout stream the trial drew from
+    bitflip: dict | None  # what the bitflip arm changed (trainables.bitflip), or None
 
 
 def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: StartupClock, placement: Placement) -> Trial:
@@ -198,15 +203,35 @@ def setup(cfg: TrialConfig, device: torch.device, directory: Path, clock: Startu
     if cfg.dataset in STREAMED:
         cfg.check_streamed()
     loss_fn = Loss(cfg.loss, data.train.labels, device, cfg.label_smoothing)
+    # why: the weights draw from the init stream alone: the host generator, reseeded right before them
+    torch.random.default_generator.manual_seed(cfg.stream_seed("init"))
     model = build_model(cfg, data, loss_fn.outputs(len(data.classes)))
+    flipped = flip_one_bit(model, cfg.bitflip_seed) if cfg.bitflip_seed >= 0 else None
     init_sha256 = state_sha256(model.state_dict())
+    # why: from here on torch's generators serve only the model's own draws (dropout, drop-path): the
+    # dropout stream. A default trial seeds them as determinism.apply did, and had drawn nothing since
+    torch.manual_seed(cfg.stream_seed("dropout"))
+    dropout_sha256 = rng_sha256()
     model.to(device, memory_format=torch.channels_last if cfg.channels_last else torch.preserve_format)
     optimizer = build_optimizer(cfg, model.parameters())
     schedule = Schedule(
         cfg, optimizer, steps_per_epoch=batch_count(len(data.train.labels), cfg.batch_size, cfg.drop_last)
     )
     clock.mark("model")
-    return Trial(cfg, device, directory, data, loss_fn, model, optimizer, schedule, init_sha256, placement)
+    return Trial(
+        cfg,
+        device,
+        directory,
+        data,
+        loss_fn,
+        model,
+        optimizer,
+        schedule,
+        init_sha256,
+        placement,
+        dropout_sha256,
+        flipped,
+    )
 
 
 def resume(trial: Trial, restore: dict | None) -> tuple[Tracking, int]:
@@ -235,6 +260,8 @@ def train_epoch(
     trial.model.train()
     if epoch == 1:
         digest.update(*stream.plan(epoch).digest_parts())
+        track.order_sha256 = StreamDigest.of(stream.plan(epoch).order)
+        track.augment_sha256 = StreamDigest.of(*stream.augment_draws(epoch))
     loss_sum, seen = torch.zeros((), device=device), 0
     for k, (x, y, idx) in enumerate(stream.epoch(epoch)):
         if epoch == 1 and k < cfg.digest_batches:
@@ -314,6 +341,11 @@ def final_row(trial: Trial, track: Tracking, clock: StartupClock, total_joules: 
         weights_sha256=state_sha256(trial.model.state_dict()),
         init_sha256=trial.init_sha256,
         data_sha256=track.data_sha256,
+        # why: one digest per seed stream, so that a study shows which stream each arm moved
+        order_sha256=track.order_sha256,
+        augment_sha256=track.augment_sha256,
+        dropout_sha256=trial.dropout_sha256,
+        bitflip=trial.bitflip,
         runtime_s=track.elapsed_s + clock.elapsed(),
         started_at=clock.started_at,
         startup_s=track.first_step_s,

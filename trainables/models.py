@@ -8,10 +8,14 @@ from torch import nn
 
 from trainables.airbench_net import AirbenchNet, AirbenchSpec
 from trainables.preact_resnet import PreActResNet, PreActResNetSpec
+from trainables.resnet_cifar import ResNetCifar, ResNetCifarSpec
 from trainables.small_cnn import SmallCNN
 
 # Variants are data handed to one class each (timm's habit), not subclasses.
 PROJECT_MODELS: dict[str, Callable[[int, int], nn.Module]] = {
+    "resnet14": lambda num_classes, in_chans: ResNetCifar(
+        ResNetCifarSpec(blocks=2, num_classes=num_classes, in_chans=in_chans)
+    ),
     "preactresnet18": lambda num_classes, in_chans: PreActResNet(
         PreActResNetSpec((2, 2, 2, 2), num_classes=num_classes, in_chans=in_chans)
     ),
@@ -23,6 +27,7 @@ PROJECT_MODELS: dict[str, Callable[[int, int], nn.Module]] = {
     ),
     "small_cnn": lambda num_classes, in_chans: SmallCNN(num_classes, in_chans),
 }
+DROPOUT_MODELS = {"small_cnn": SmallCNN}  # project models that take a drop_rate (timm's take it too)
 
 
 def is_known_model(name: str) -> bool:
@@ -41,9 +46,46 @@ def unknown_model_message(name: str) -> str:
     )
 
 
-def create_model(name: str, num_classes: int, in_chans: int, pretrained: bool = False, weights: str = "") -> nn.Module:
+def dropout_refusal(name: str, drop_rate: float, drop_path_rate: float) -> str | None:
+    """Why `name` cannot take these training-time draws, or None where it can."""
+    if name in PROJECT_MODELS and drop_path_rate > 0:
+        return f"{name} is a project model with no drop-path; drop_path_rate needs a timm model"
+    if name in PROJECT_MODELS and drop_rate > 0 and name not in DROPOUT_MODELS:
+        return f"{name} has no dropout; drop_rate needs {', '.join(DROPOUT_MODELS)} or a timm model"
+    return None
+
+
+def draws_at_training(name: str, drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> bool:
+    """Whether the model makes random draws of its own while it trains (dropout, drop-path): built on
+    the meta device (shapes only, no weights, nothing downloaded) and searched for them."""
+    import torch
+
+    with torch.device("meta"):
+        model = create_model(name, 10, 3, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+    for module in model.modules():
+        rate = getattr(module, "p", None) if isinstance(module, nn.Dropout) else getattr(module, "drop_prob", None)
+        if (rate or 0) > 0 or (getattr(module, "drop_rate", 0) or 0) > 0:
+            return True
+    return False
+
+
+def create_model(
+    name: str,
+    num_classes: int,
+    in_chans: int,
+    pretrained: bool = False,
+    weights: str = "",
+    drop_rate: float = 0.0,
+    drop_path_rate: float = 0.0,
+) -> nn.Module:
     """Build a model from the current torch RNG state; `pretrained` starts a timm model from its
-    ImageNet weights, read from `weights` when given (else timm fetches them)."""
+    ImageNet weights, read from `weights` when given (else timm fetches them); drop_rate and
+    drop_path_rate are its training-time draws, where the model has them (dropout_refusal)."""
+    refusal = dropout_refusal(name, drop_rate, drop_path_rate)
+    if refusal:
+        raise ValueError(refusal)
+    if name in DROPOUT_MODELS and drop_rate > 0:
+        return DROPOUT_MODELS[name](num_classes, in_chans, drop_rate=drop_rate)
     if name in PROJECT_MODELS:
         if pretrained:
             raise ValueError(f"{name} is a project model with no pretrained weights; pretrained needs a timm model")
@@ -53,7 +95,10 @@ def create_model(name: str, num_classes: int, in_chans: int, pretrained: bool = 
     import timm
 
     overlay = {"pretrained_cfg_overlay": {"file": weights}} if pretrained and weights else {}
-    return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **overlay)
+    rates = {k: v for k, v in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)) if v > 0}
+    return timm.create_model(
+        name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **overlay, **rates
+    )
 
 
 def classifier_of(model: nn.Module) -> nn.Module:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
@@ -39,6 +40,10 @@ class Schedule:
                 div_factor=5.0,
                 final_div_factor=1e3,
             )
+        elif cfg.scheduler == "cosine_warmup":
+            # why: Summers & Dinneen's ResNet-14 recipe: a linear warm-up to the peak, then a cosine to 0, per step
+            warm, total = round(cfg.warmup_epochs * steps_per_epoch), cfg.epochs * steps_per_epoch
+            self.inner = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _warmup_cosine(step, warm, total))
         elif cfg.scheduler == "cosine":
             self.inner = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
         elif cfg.scheduler == "plateau":
@@ -47,7 +52,7 @@ class Schedule:
             )
 
     def batch_step(self) -> None:
-        if self.kind == "onecycle":
+        if self.kind in ("onecycle", "cosine_warmup"):
             self.inner.step()  # type: ignore[union-attr]
 
     def step(self, val_loss: float | None) -> None:
@@ -62,3 +67,11 @@ class Schedule:
     def load_state_dict(self, state: dict) -> None:
         if self.inner is not None:
             self.inner.load_state_dict(state)  # type: ignore[union-attr]
+
+
+def _warmup_cosine(step: int, warm: int, total: int) -> float:
+    """The lr factor of optimizer step `step` (0-based): (step + 1) / warm while warming up, then a
+    cosine from 1 to 0 over the remaining steps."""
+    if step < warm:
+        return (step + 1) / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))

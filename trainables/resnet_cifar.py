@@ -62,7 +62,9 @@ class ResNetCifar(nn.Module):
         self.fc = nn.Linear(cin, spec.num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.layers(self.stem(x)).mean((2, 3)))  # why: adaptive pooling has no deterministic CUDA backward
+        return self.fc(
+            self.layers(self.stem(x)).mean((2, 3))
+        )  # why: adaptive pooling has no deterministic CUDA backward
 
     def get_classifier(self) -> nn.Module:
         return self.fc

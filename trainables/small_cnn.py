@@ -11,7 +11,7 @@ from torch import nn
 
 
 class SmallCNN(nn.Module):
-    def __init__(self, num_classes: int, in_chans: int, width: int = 32) -> None:
+    def __init__(self, num_classes: int, in_chans: int, width: int = 32, drop_rate: float = 0.0) -> None:
         super().__init__()
 
         def block(cin: int, cout: int) -> nn.Sequential:
@@ -20,10 +20,13 @@ class SmallCNN(nn.Module):
         self.features = nn.Sequential(
             block(in_chans, width), block(width, 2 * width), nn.MaxPool2d(2), block(2 * width, 4 * width)
         )
+        self.drop = nn.Dropout(drop_rate)  # why: a model with training-time draws, for the dropout stream's tests
         self.fc = nn.Linear(4 * width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean((2, 3)))  # why: adaptive pooling has no deterministic CUDA backward
+        return self.fc(
+            self.drop(self.features(x).mean((2, 3)))
+        )  # why: adaptive pooling has no deterministic CUDA backward
 
     def get_classifier(self) -> nn.Module:
         return self.fc

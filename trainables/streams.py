@@ -9,7 +9,7 @@ import torch
 from datasets import ImageSplits
 from datasets.image_folder import FileSplits
 from datasets.registry import STREAMED
-from trainables.batches import HeldOut, Stream, TrainStream
+from trainables.batches import HeldOut, Stream, StreamSeeds, TrainStream
 from trainables.config import TrialConfig
 
 
@@ -29,7 +29,7 @@ def _in_memory(cfg: TrialConfig, data: ImageSplits, device: torch.device) -> Str
         data.train.images,
         data.train.labels,
         batch_size=cfg.batch_size,
-        seed=cfg.seed,
+        seeds=StreamSeeds(cfg.stream_seed("order"), cfg.stream_seed("augment")),
         crop_padding=cfg.crop_padding,
         hflip=cfg.hflip,
         alternate_flip=cfg.alternate_flip,
@@ -51,7 +51,7 @@ def _from_files(cfg: TrialConfig, data: FileSplits, device: torch.device) -> Str
         size=cfg.image_size,
         pipeline=cfg.augment,
         batch_size=cfg.batch_size,
-        seed=cfg.seed,
+        seeds=StreamSeeds(cfg.stream_seed("order"), cfg.stream_seed("augment")),
         num_workers=cfg.num_workers,
         device=device,
         drop_last=cfg.drop_last,

@@ -19,6 +19,8 @@ import torch
 @dataclass
 class Tracking:
     data_sha256: str | None = None  # fixed once epoch 1 has been fed
+    order_sha256: str | None = None  # epoch 1's order alone: the order stream (fixed with data_sha256)
+    augment_sha256: str | None = None  # epoch 1's augmentation draws alone: the augment stream
     chosen_epoch: int = 0  # the epoch whose test score is the trial's (see TrialConfig.select)
     chosen_scores: dict = field(default_factory=dict)
     chosen_labels: torch.Tensor | None = None

@@ -56,14 +56,35 @@ class Slot:
 SLOT = Slot(LOADED_AT)
 
 
+def read_state(directory: Path) -> dict:
+    """One checkpoint's trial state, read as data only (weights_only: no code unpickled)."""
+    # why: the checkpoint holds CUDA tensors, and this is the slot, which must never start CUDA
+    # (a forked child cannot use its parent's context); the trial moves them to its device
+    return torch.load(directory / STATE_FILE, map_location="cpu", weights_only=True)
+
+
 def load_state(checkpoint: tune.Checkpoint | None) -> dict | None:
-    """The trial state of a Tune checkpoint, read as data only (weights_only: no code unpickled)."""
+    """The trial state of Tune's latest checkpoint; if that one does not load (cut off by a full
+    disk or a kill), the newest older one of the trial that does, said in one line. With none, the
+    trial starts again from scratch, said too. Never torch's own message, which advises unpickling."""
     if checkpoint is None:
         return None
     with checkpoint.as_directory() as directory:
-        # why: the checkpoint holds CUDA tensors, and this is the slot, which must never start CUDA
-        # (a forked child cannot use its parent's context); the trial moves them to its device
-        return torch.load(Path(directory) / STATE_FILE, map_location="cpu", weights_only=True)
+        try:
+            return read_state(Path(directory))
+        except Exception as exc:  # noqa: BLE001 (whatever a cut-off file raises)
+            broken = f"{Path(checkpoint.path).name} does not load ({type(exc).__name__})"
+    for older in sorted(Path(checkpoint.path).parent.glob("checkpoint_*"), reverse=True):
+        if older.name >= Path(checkpoint.path).name:
+            continue
+        try:
+            state = read_state(older)
+        except Exception:  # noqa: BLE001, S112
+            continue
+        print(f"{broken}; continuing from {older.name} (after epoch {state['epoch']})", flush=True)
+        return state
+    print(f"{broken}, and no older checkpoint of this trial does; it starts again from scratch", flush=True)
+    return None
 
 
 def reporter(deliver: Callable[[tuple[dict, str]], None]) -> Report:

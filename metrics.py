@@ -1,4 +1,5 @@
-"""Classification scores from logits, through scikit-learn so they match everyone else's."""
+"""Classification scores from predicted probabilities, through scikit-learn so they match everyone
+else's. Shared like layout.py: the trainable scores its epochs with it, the analysis its ensembles."""
 
 from __future__ import annotations
 
