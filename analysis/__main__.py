@@ -12,10 +12,17 @@ from analysis.load import load_experiment
 from analysis.report import ReportError, ReportOptions, build
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis")
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m analysis",
+        description="The paper's tables, tests and figures from an experiment directory. The manual: docs/report.md.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    report = sub.add_parser("report", help="write report.md, CSV tables and PNG figures for an experiment directory")
+    report = sub.add_parser(
+        "report",
+        help="write report.md, CSV tables and PNG figures for an experiment directory",
+        description="Every table of the report, what it asks and how to read it: docs/report.md.",
+    )
     report.add_argument(
         "directory",
         type=Path,
@@ -36,6 +43,7 @@ def main(argv: list[str]) -> int:
         "compare",
         help="the same study run on two machines: equal digests, shifts beyond the noise, "
         "differing environment; writes compare.md and CSVs",
+        description="Did B reproduce A? docs/report.md#compare-did-b-reproduce-a",
     )
     both.add_argument("a", type=Path, help="experiment directory A")
     both.add_argument("b", type=Path, help="experiment directory B")
@@ -48,6 +56,11 @@ def main(argv: list[str]) -> int:
             default=0.1,
             help="points: a shift under this counts as none in the equivalence test (default: 0.1)",
         )
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if not 0 < args.alpha < 1:
         parser.exit(2, "error: --alpha: must be between 0 and 1\n")

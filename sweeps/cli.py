@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,133 +63,163 @@ class _DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
         return super()._get_help_string(action)
 
 
-def _preset_help(key: str) -> str:
-    def show(v: object) -> str:
-        return ",".join(map(str, v)) if isinstance(v, tuple) else str(v)
+PRESET_DEFAULT = "default: the preset's (table below)"
+DOCS = "docs/running.md"  # where each flag is explained, grouped as the parser groups them
 
-    parts = []
-    for name, p in PRESETS.items():
-        value = p["study"].get(key, p["trial"].get(key))
-        if value is None and key == "lr":
-            value = "/".join(f"{o} {p['optimizers'][o]['lr']}" for o in p["optimizers"])
-        parts.append(f"{name}: {show(value)}")
-    return "default: the preset's (" + "; ".join(parts) + ")"
+
+def _preset_value(preset: dict, key: str) -> str:
+    value = preset["study"].get(key, preset["trial"].get(key))
+    if value is None and key == "lr":
+        return "/".join(f"{o} {preset['optimizers'][o]['lr']:g}" for o in preset["optimizers"])
+    if value is None and key == "vary":
+        return "none"
+    return (
+        ",".join(map(str, value))
+        if isinstance(value, tuple)
+        else f"{value:g}"
+        if isinstance(value, float)
+        else str(value)
+    )
+
+
+def preset_table() -> str:
+    """Every preset's defaults for the flags that take the preset's, as --help's closing table."""
+    columns = ("seeds", "optimizers", "repeats", "det_repeats", "epochs", "batch_size", "lr", "gpus_per_trial", "vary")
+    heads = ("seeds", "optimizers", "R", "D", "epochs", "batch", "lr", "GPU", "vary")
+    rows = [("preset", *heads)] + [(name, *(_preset_value(p, c) for c in columns)) for name, p in PRESETS.items()]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(heads) + 1)]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return (
+        f"preset defaults (R: --repeats, D: --det-repeats, GPU: --gpus-per-trial; {DOCS}#presets):\n  "
+        + "\n  ".join(lines)
+    )
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, _DefaultsFormatter):
+    """The closing table keeps its columns; defaults as _DefaultsFormatter shows them."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="python sweeps/run.py",
-        formatter_class=_DefaultsFormatter,
-        description="Measure how much non-deterministic CUDA kernels alone move a model's scores: "
-        "every (seed, optimizer) configuration is trained R times in each noisy mode (by default the paper's non-deterministic one) "
-        "and D times deterministically, everything else held fixed.",
+        formatter_class=_Formatter,
+        description=textwrap.fill(
+            "Measure how much non-deterministic CUDA kernels alone, or any other source of randomness, move a "
+            "model's scores: every (seed, optimizer) configuration is trained R times in each noisy mode and arm and D "
+            f"times deterministically, everything else held fixed. The manual: {DOCS}.",
+            width=79,
+        ),
+        epilog=preset_table(),
     )
-    p.add_argument(
+    study = p.add_argument_group("study: what is trained, and how often")
+    study.add_argument(
         "--dataset",
         default="digits",
-        help=f"preset: {', '.join(d for d in PRESETS if d != 'folder')}, or folder:PATH for one sub-folder of images per class",
+        help=f"preset: {', '.join(d for d in PRESETS if d != 'folder')}, or folder:PATH for one sub-folder of images "
+        "per class (docs/data.md)",
     )
-    p.add_argument("--data-dir", default="data", help="where the data set lives or is downloaded to")
-    p.add_argument("--seeds", help="comma-separated integer seeds; " + _preset_help("seeds"))
-    p.add_argument("--optimizers", help=f"comma-separated, of {', '.join(OPTIMIZERS)}; " + _preset_help("optimizers"))
-    p.add_argument(
+    study.add_argument("--seeds", help=f"comma-separated integer seeds; {PRESET_DEFAULT}")
+    study.add_argument("--optimizers", help=f"comma-separated, of {', '.join(OPTIMIZERS)}; {PRESET_DEFAULT}")
+    study.add_argument(
         "--modes",
         default=",".join(PAPER_MODES),
-        help="comma-separated CUDA modes, deterministic among them, or 'all'. deterministic and "
-        "nondeterministic are the paper's; autotuner-only keeps every kernel deterministic but lets "
-        "cuDNN time and pick them per process; kernels-only fixes cuDNN's pick (no benchmark) but "
-        "allows non-deterministic kernels. Each isolates one source of the paper's noise",
+        help="comma-separated CUDA modes, deterministic among them, or all: deterministic, nondeterministic (the "
+        f"paper's two), autotuner-only, kernels-only ({DOCS}#what-a-study-is)",
     )
-    p.add_argument(
+    study.add_argument(
         "--vary",
         metavar="ARMS",
-        help="comma-separated sources of randomness to add as arms, each --repeats runs of every configuration "
-        "varying that source alone in deterministic mode: init (initial weights), order (data order), augment "
-        "(augmentation draws), dropout (the model's own training-time draws), bitflip (the lowest mantissa bit of one "
-        "initial weight), all (every seed stream, with non-deterministic CUDA); 'every' adds them all (dropout only for "
-        "a model that draws while it trains) and --modes all; "
-        "'none' adds none. " + _preset_help("vary").replace("None", "none"),
+        help="comma-separated sources to add as arms, each varied alone in deterministic mode: init, order, augment, "
+        "dropout, bitflip, and all (every stream, non-deterministic CUDA); every: all of them and --modes all; none. "
+        f"{PRESET_DEFAULT}",
     )
-    p.add_argument(
+    study.add_argument(
         "--repeats",
         type=int,
-        help="repeats per configuration of each mode but deterministic, and of each arm; " + _preset_help("repeats"),
+        help=f"runs per configuration of each mode but deterministic, and of each arm; {PRESET_DEFAULT}",
     )
-    p.add_argument(
+    study.add_argument(
         "--det-repeats",
         type=int,
-        help="deterministic repeats per configuration; 2 or more proves bitwise reproducibility; "
-        + _preset_help("det_repeats"),
+        help=f"deterministic runs per configuration; 2 or more prove bitwise reproducibility; {PRESET_DEFAULT}",
     )
-    p.add_argument("--epochs", type=int, help="training epochs per trial; " + _preset_help("epochs"))
-    p.add_argument("--batch-size", type=int, help="examples per step; " + _preset_help("batch_size"))
-    p.add_argument("--lr", type=float, help="initial learning rate for every optimizer; " + _preset_help("lr"))
-    p.add_argument(
+    study.add_argument("--dry-run", action="store_true", help="print the grid and exit")
+    training = p.add_argument_group("training: the recipe each trial follows")
+    training.add_argument("--epochs", type=int, help=f"training epochs per trial; {PRESET_DEFAULT}")
+    training.add_argument("--batch-size", type=int, help=f"examples per step; {PRESET_DEFAULT}")
+    training.add_argument("--lr", type=float, help=f"initial learning rate for every optimizer; {PRESET_DEFAULT}")
+    training.add_argument(
         "--model",
-        help="a project model (preactresnet18, preactresnet34, airbench_net, small_cnn) or any timm model name; "
-        + _preset_help("model"),
+        help="a project model (resnet14, preactresnet18, preactresnet34, airbench_net, small_cnn) or any timm model "
+        f"name; default: the preset's ({DOCS}#any-model)",
     )
-    p.add_argument(
-        "--num-workers",
-        type=int,
-        help="DataLoader workers per trial (0 keeps the data on the GPU); " + _preset_help("num_workers"),
+    training.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any trial setting, e.g. --set weight_decay=0 --set model_args='{\"img_size\": 32}' "
+        f"(repeatable; {DOCS}#any-model)",
     )
-    p.add_argument(
+    training.add_argument(
+        "--no-pretrained", action="store_true", help="train a preset's pretrained model (cbis) from scratch instead"
+    )
+    training.add_argument(
+        "--weights",
+        help="file with the pretrained weights (a state dict, .pth or .safetensors) instead of timm's download",
+    )
+    training.add_argument(
+        "--det-warn-only",
+        action="store_true",
+        help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing",
+    )
+    data = p.add_argument_group("data")
+    data.add_argument("--data-dir", default="data", help="where the data set lives or is downloaded to (docs/data.md)")
+    data.add_argument(
+        "--num-workers", type=int, help=f"DataLoader workers per trial (0 keeps the data on the GPU); {PRESET_DEFAULT}"
+    )
+    resources = p.add_argument_group("resources: where trials run (docs/running.md#one-gpu-a-multi-gpu-box-a-cluster)")
+    resources.add_argument(
         "--gpus-per-trial",
         type=float,
-        help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; fewer per GPU "
-        "than the preset's where the local GPUs are too small for its packing (measured on H200s); "
-        + _preset_help("gpus_per_trial"),
+        help="GPUs per trial, fractions pack trials onto one GPU; 0 where Ray sees no GPU; fewer per GPU than the "
+        f"preset's where the local GPUs are too small for its packing (measured on H200s); {PRESET_DEFAULT}",
     )
-    p.add_argument(
-        "--cpus-per-trial", type=float, help="CPUs Ray reserves per trial; " + _preset_help("cpus_per_trial")
+    resources.add_argument(
+        "--cpus-per-trial", type=float, help="CPUs Ray reserves per trial; default: the preset's, at most the machine's"
     )
-    p.add_argument(
+    resources.add_argument(
         "--pin-cpus",
         action="store_true",
-        help="pin each trial's process to as many free cores as it reserves (--cpus-per-trial), with as many "
-        "threads (Linux; off by default: on an H200 it helped one trial alone and slowed packed ones, "
-        "bench/RESULTS.md); the cores each trial ran on are in its env",
+        help="pin each trial's process to as many free cores as it reserves, with as many threads (Linux; off by "
+        "default: it slowed packed trials on an H200)",
     )
-    p.add_argument("--max-concurrent", type=int, default=0, help="most trials at once; 0: as many as resources allow")
-    p.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
-    p.add_argument("--name", help="experiment name; default: DATASET-<hash of the study>, so the same command resumes")
-    p.add_argument("--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting Ray locally")
-    p.add_argument(
-        "--max-failures",
-        type=int,
-        default=2,
-        help="retry a failed trial (CUDA out of memory included) this many times, each from its last checkpoint",
+    resources.add_argument(
+        "--max-concurrent", type=int, default=0, help="most trials at once; 0: as many as resources allow"
     )
-    p.add_argument(
+    resources.add_argument(
+        "--address", help="join this Ray cluster (e.g. auto or HOST:6379) instead of starting Ray locally"
+    )
+    resources.add_argument(
+        "--dashboard", action="store_true", help="start Ray's dashboard, bound to 127.0.0.1 (off by default)"
+    )
+    storage = p.add_argument_group("storage: where the study is kept (docs/reliability.md)")
+    storage.add_argument("--storage-path", default="experiments", help="experiment root; shared storage on a cluster")
+    storage.add_argument(
+        "--name", help="experiment name; default: DATASET-<hash of the study>, so the same command resumes"
+    )
+    storage.add_argument(
         "--keep-checkpoints",
         type=int,
         default=1,
         help="checkpoints kept per trial (one per epoch is written; older ones are deleted)",
     )
-    p.add_argument(
-        "--dashboard", action="store_true", help="start Ray's dashboard, bound to 127.0.0.1 (off by default)"
+    storage.add_argument(
+        "--max-failures",
+        type=int,
+        default=2,
+        help="retry a failed trial (CUDA out of memory included) this many times, each from its last checkpoint",
     )
-    p.add_argument(
-        "--no-pretrained", action="store_true", help="train a preset's pretrained model (cbis) from scratch instead"
-    )
-    p.add_argument(
-        "--weights",
-        help="file with the pretrained weights (a state dict, .pth or .safetensors) instead of timm's download",
-    )
-    p.add_argument(
-        "--det-warn-only",
-        action="store_true",
-        help="deterministic trials warn about (and record) ops without a deterministic kernel instead of failing",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any trial setting, e.g. --set weight_decay=0 --set conv_tf32=false (repeatable)",
-    )
-    p.add_argument("--dry-run", action="store_true", help="print the grid and exit")
     return p
 
 
@@ -385,7 +416,7 @@ def _dropout_arm(trials: list[dict], asked: bool) -> list[dict]:
     from trainables.models import draws_at_training
 
     t = trials[0]
-    if draws_at_training(t["model"], t.get("drop_rate", 0.0), t.get("drop_path_rate", 0.0)):
+    if draws_at_training(t["model"], t.get("drop_rate", 0.0), t.get("drop_path_rate", 0.0), t.get("model_args")):
         return trials
     if asked:
         raise UsageError(
@@ -400,9 +431,31 @@ def _check_model(trial: dict, flag: str) -> None:
 
     if not is_known_model(trial["model"]):
         raise UsageError(f"{flag}: {unknown_model_message(trial['model'])}")
-    refusal = dropout_refusal(trial["model"], trial.get("drop_rate", 0.0), trial.get("drop_path_rate", 0.0))
+    args = trial.get("model_args") or {}
+    refusal = dropout_refusal(trial["model"], trial.get("drop_rate", 0.0), trial.get("drop_path_rate", 0.0), args)
     if refusal:
-        raise UsageError(f"--set {'drop_path_rate' if 'drop-path' in refusal else 'drop_rate'}: {refusal}")
+        flag = next(
+            f
+            for f, word in (("model_args", "model_args"), ("drop_path_rate", "drop-path"), ("drop_rate", ""))
+            if word in refusal
+        )
+        raise UsageError(f"--set {flag}: {refusal}")
+    if args:
+        _check_model_args(trial["model"], args)
+
+
+def _check_model_args(name: str, args: dict) -> None:
+    """A constructor argument timm refuses fails here, in one line, not in every trial after Ray starts:
+    the model is built on the meta device (shapes only, nothing downloaded)."""
+    import torch
+
+    from trainables.models import create_model
+
+    try:
+        with torch.device("meta"):
+            create_model(name, 10, 3, model_args=args)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise UsageError(f"--set model_args: {name} refused {args}: {exc}") from None
 
 
 def _resources(args: argparse.Namespace, study: dict) -> tuple[float | None, float]:

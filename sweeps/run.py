@@ -11,6 +11,7 @@ import os
 import shlex
 import signal
 import sys
+import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # why: run as a script from anywhere
@@ -52,10 +53,18 @@ def checkpoint_moment(moment: str) -> None:
 class Stopping:
     """SIGTERM (docker stop, systemd, Slurm, Kubernetes) stops the study as Ctrl-C does: it is handed
     to whatever answers SIGINT at that moment (Tune's graceful stop while trials run). A second
-    signal of either kind stops at once."""
+    signal of either kind stops at once.
 
-    def __init__(self) -> None:
+    systemd, Slurm and `timeout` send SIGTERM to every process of the job, Ray's own among them: its
+    control store then dies under Tune's graceful stop, which would wait a minute for it and end in a
+    C++ abort. So the resume command is printed at the first SIGTERM, and a driver still running
+    GRACE_S later exits 143 by itself: what finished is on disk, and the same command resumes it."""
+
+    GRACE_S = 15.0
+
+    def __init__(self, again: str) -> None:
         self.by: str | None = None
+        self.again = again
 
     def install(self) -> None:
         signal.signal(signal.SIGTERM, self._terminate)
@@ -64,11 +73,23 @@ class Stopping:
         if self.by is not None:
             os._exit(143)
         self.by = "SIGTERM"
+        print(f"\nSIGTERM: stopping; to continue, run the same command again:\n  {self.again}", flush=True)
+        timer = threading.Timer(self.GRACE_S, self._give_up)
+        timer.daemon = True  # why: a driver that stopped in time exits at once
+        timer.start()
         handler = signal.getsignal(signal.SIGINT)
         if callable(handler) and handler is not signal.default_int_handler:
             handler(signal.SIGINT, frame)
         else:
             raise KeyboardInterrupt
+
+    def _give_up(self) -> None:
+        print(
+            f"\nStill stopping {self.GRACE_S:g} s after SIGTERM (Ray's own processes were probably stopped with this "
+            f"one); exiting. Nothing finished is lost. To continue, run the same command again:\n  {self.again}",
+            flush=True,
+        )
+        os._exit(143)
 
     @property
     def code(self) -> int:
@@ -87,10 +108,10 @@ def main(argv: list[str]) -> int:
     from sweeps import launch
     from sweeps.lock import Held, StudyLock
 
-    stopping = Stopping()
-    stopping.install()
     experiment = study.storage_path / launch.experiment_name(study)
     again = shlex.join(["python", sys.argv[0], *argv])
+    stopping = Stopping(again)
+    stopping.install()
     try:
         if study.address is None:  # why: Ray starts here, and keeps its sockets in the temporary folder
             launch.check_tmpdir()

@@ -117,11 +117,25 @@ def test_the_default_grid_and_its_name_do_not_change_with_arms():
         (["--set", "arm=init"], "--set: arm is set by its own flag or by the grid"),
         (["--set", "drop_rate=0.1", "--model", "preactresnet18"], "--set drop_rate: preactresnet18 has no dropout"),
         (["--dataset", "cifar10-resnet14", "--optimizers", "adam"], "a recipe for sgd only"),
+        (["--set", 'model_args={"img_size": 8}'], "--set model_args: small_cnn is a project model"),
+        (["--model", "vit_tiny_patch16_224", "--set", 'model_args={"img_sz": 8}'], "--set model_args: .*img_sz"),
+        (["--model", "vit_tiny_patch16_224", "--set", "model_args=8"], "model_args.*must be a mapping"),
     ],
 )
 def test_bad_arms_are_one_line_before_anything_starts(argv, message):
     with pytest.raises(UsageError, match=message):
         parse(argv)
+
+
+def test_a_vit_for_small_images_takes_timm_s_arguments_and_its_drop_path_is_a_dropout_arm():
+    vit = ["--model", "vit_tiny_patch16_224", "--set", 'model_args={"img_size": 8, "patch_size": 2, "depth": 2}']
+    study = parse([*vit, "--set", "drop_path_rate=0.1", "--seeds", "0", "--optimizers", "adam", "--vary", "dropout"])
+    trial = study.trials[-1]
+    assert trial["arm"] == "dropout" and trial["model_args"] == {"img_size": 8, "patch_size": 2, "depth": 2}
+    cfg = TrialConfig.from_dict(trial)
+    model = create_model(cfg.model, 10, 1, drop_path_rate=cfg.drop_path_rate, model_args=cfg.model_args)
+    assert model(torch.zeros(2, 1, 8, 8)).shape == (2, 10)  # 16 patches of 2 x 2, as asked
+    assert "model_args" not in TrialConfig.from_dict(parse(["--seeds", "0"]).trials[0]).to_dict()  # names kept
 
 
 def test_an_arm_runs_in_its_own_mode():

@@ -21,7 +21,9 @@ from trainables.loop import predict, run_trial
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"epochs": 3, "batch_size": 32, "eval_batch_size": 16}  # 100 training images: 4 steps per epoch
+# 100 training images: 4 steps per epoch. fp32: bf16 autocast on a CPU without bf16 instructions takes 3 s
+# a backward step (the GPU runs the preset's bf16; bench/RESULTS.md has its digests)
+SMALL = {"epochs": 3, "batch_size": 32, "eval_batch_size": 16, "precision": "fp32"}
 
 
 def fast_trials(data_dir, **overrides) -> list[dict]:

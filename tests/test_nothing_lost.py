@@ -19,7 +19,7 @@ from trainables.tune_entry import FAIL_AT_EPOCH_ENV
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 10
+EPOCHS = 6
 GRID = [
     *"--dataset digits --seeds 0 --optimizers sgd --repeats 2 --det-repeats 2 --epochs".split(),
     str(EPOCHS),

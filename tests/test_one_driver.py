@@ -100,22 +100,44 @@ def test_a_driver_killed_during_the_first_epoch_resumes(tmp_path):
     assert len(trials) == 2 and (trials["status"] == "finished").all()
 
 
-def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path):
+@pytest.mark.parametrize("to", ["driver", "group"])
+def test_sigterm_stops_like_ctrl_c_and_says_how_to_resume(tmp_path, to):
+    """docker stop signals the driver alone; systemd, Slurm and `timeout` signal every process of the job,
+    Ray's control store among them, under the driver's graceful stop."""
+    from sweeps.run import Stopping
+
     storage = tmp_path / "with space"
     driver = subprocess.Popen(
-        command(storage, "--name", "term"), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command(storage, "--name", "term"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     wait_for(lambda: any((storage / "term").glob("*/result.json")))
-    driver.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    if to == "group":
+        os.killpg(driver.pid, signal.SIGTERM)
+    else:
+        driver.send_signal(signal.SIGTERM)
     out, err = driver.communicate(timeout=300)
     assert driver.returncode == 143, out + err
+    assert time.monotonic() - sent < Stopping.GRACE_S + 20
     assert "Traceback" not in out + err and "logging.cc" not in err  # no Ray stack dump
-    assert "Stopped by SIGTERM" in out
+    assert "SIGTERM: stopping; to continue" in out
+    assert ("Stopped by SIGTERM" if to == "driver" else f"Still stopping {Stopping.GRACE_S:g} s after SIGTERM") in out
     resume = out.strip().splitlines()[-1].strip()
     assert shlex.split(resume)[1:] == command(storage, "--name", "term")[1:]  # quoted: the space survives
-    again = subprocess.run(shlex.split(resume), cwd=REPO, capture_output=True, text=True, timeout=600)
+    if to == "driver":
+        return  # the harder stop's resume is run below: Ray's processes died under it
+    again = subprocess.run(
+        [sys.executable, *shlex.split(resume)[1:]], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"python -m analysis report {shlex.quote(str(storage / 'term'))}" in again.stdout
+    trials = load_experiment(storage / "term").trials
+    assert len(trials) == 2 and (trials["status"] == "finished").all()
 
 
 def test_the_same_command_from_another_directory_is_the_same_study(tmp_path, monkeypatch):

@@ -100,6 +100,9 @@ class TrialConfig:
     drop_rate: float = 0.0  # dropout before the classifier (small_cnn and timm models), probability
     drop_path_rate: float = 0.0  # stochastic depth of timm models that have it, probability
     warmup_epochs: float = 0.0  # cosine_warmup: epochs of linear warm-up from 0 to lr before the cosine
+    # keyword arguments for a timm model's constructor, e.g. {"img_size": 32, "patch_size": 4} for a ViT on
+    # CIFAR; JSON-like values only, so params.json holds them as given
+    model_args: dict[str, object] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, config: typing.Mapping[str, object]) -> TrialConfig:
@@ -245,7 +248,11 @@ class TrialConfig:
 
 def _defaults(cls: type) -> dict[str, object]:
     """The settings added after studies were first written, with the value their absence means."""
-    return {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    return {
+        f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
+        for f in dataclasses.fields(cls)
+        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING
+    }
 
 
 class FieldError(ValueError):
@@ -272,6 +279,10 @@ def _coerce(name: str, value: object, hint: object) -> object:
         if not (len(args) == 2 and args[1] is Ellipsis) and len(value) != len(args):
             raise FieldTypeError(name, f"must have {len(args)} items, got {len(value)}")
         return tuple(_coerce(name, v, item) for v in value)
+    if origin is dict:
+        if not (isinstance(value, dict) and all(isinstance(k, str) for k in value)):
+            raise FieldTypeError(name, f"must be a mapping of names to values, got {type(value).__name__} {value!r}")
+        return dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if hint is int and isinstance(value, bool):

@@ -138,7 +138,14 @@ def build_model(cfg: TrialConfig, data: ImageSplits | FileSplits, outputs: int) 
     A model that initialises from the data (airbench_net's whitening layer) sees the first 1,000
     training images, the same ones in every trial."""
     model = create_model(
-        cfg.model, outputs, data.in_chans, cfg.pretrained, cfg.weights, cfg.drop_rate, cfg.drop_path_rate
+        cfg.model,
+        outputs,
+        data.in_chans,
+        cfg.pretrained,
+        cfg.weights,
+        cfg.drop_rate,
+        cfg.drop_path_rate,
+        cfg.model_args,
     )
     if hasattr(model, "init_from_data"):  # only in-memory data: cfg.check_streamed() refused the rest
         model.init_from_data(normalizer(cfg, torch.device("cpu"))(torch.from_numpy(data.train.images[:1000])))

@@ -46,8 +46,10 @@ def unknown_model_message(name: str) -> str:
     )
 
 
-def dropout_refusal(name: str, drop_rate: float, drop_path_rate: float) -> str | None:
-    """Why `name` cannot take these training-time draws, or None where it can."""
+def dropout_refusal(name: str, drop_rate: float, drop_path_rate: float, model_args: dict | None = None) -> str | None:
+    """Why `name` cannot take these training-time draws or constructor arguments, or None where it can."""
+    if name in PROJECT_MODELS and model_args:
+        return f"{name} is a project model; model_args are passed to a timm model's constructor"
     if name in PROJECT_MODELS and drop_path_rate > 0:
         return f"{name} is a project model with no drop-path; drop_path_rate needs a timm model"
     if name in PROJECT_MODELS and drop_rate > 0 and name not in DROPOUT_MODELS:
@@ -55,13 +57,15 @@ def dropout_refusal(name: str, drop_rate: float, drop_path_rate: float) -> str |
     return None
 
 
-def draws_at_training(name: str, drop_rate: float = 0.0, drop_path_rate: float = 0.0) -> bool:
+def draws_at_training(
+    name: str, drop_rate: float = 0.0, drop_path_rate: float = 0.0, model_args: dict | None = None
+) -> bool:
     """Whether the model makes random draws of its own while it trains (dropout, drop-path): built on
     the meta device (shapes only, no weights, nothing downloaded) and searched for them."""
     import torch
 
     with torch.device("meta"):
-        model = create_model(name, 10, 3, drop_rate=drop_rate, drop_path_rate=drop_path_rate)
+        model = create_model(name, 10, 3, drop_rate=drop_rate, drop_path_rate=drop_path_rate, model_args=model_args)
     for module in model.modules():
         rate = getattr(module, "p", None) if isinstance(module, nn.Dropout) else getattr(module, "drop_prob", None)
         if (rate or 0) > 0 or (getattr(module, "drop_rate", 0) or 0) > 0:
@@ -77,11 +81,13 @@ def create_model(
     weights: str = "",
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
+    model_args: dict | None = None,
 ) -> nn.Module:
     """Build a model from the current torch RNG state; `pretrained` starts a timm model from its
     ImageNet weights, read from `weights` when given (else timm fetches them); drop_rate and
-    drop_path_rate are its training-time draws, where the model has them (dropout_refusal)."""
-    refusal = dropout_refusal(name, drop_rate, drop_path_rate)
+    drop_path_rate are its training-time draws, where the model has them (dropout_refusal);
+    model_args go to a timm model's constructor as they are (a ViT's img_size for small images)."""
+    refusal = dropout_refusal(name, drop_rate, drop_path_rate, model_args)
     if refusal:
         raise ValueError(refusal)
     if name in DROPOUT_MODELS and drop_rate > 0:
@@ -97,7 +103,13 @@ def create_model(
     overlay = {"pretrained_cfg_overlay": {"file": weights}} if pretrained and weights else {}
     rates = {k: v for k, v in (("drop_rate", drop_rate), ("drop_path_rate", drop_path_rate)) if v > 0}
     return timm.create_model(
-        name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **overlay, **rates
+        name,
+        pretrained=pretrained,
+        num_classes=num_classes,
+        in_chans=in_chans,
+        **overlay,
+        **rates,
+        **(model_args or {}),
     )
 
 
