@@ -105,7 +105,11 @@ def test_help_lists_every_flag_with_its_default():
         "--dry-run",
     ):
         assert flag in proc.stdout
-    assert "cifar10: 0,42,314,3407,180698" in proc.stdout  # preset defaults are shown
+    for group in ("study:", "training:", "data:", "resources:", "storage:"):  # grouped as docs/running.md
+        assert f"\n{group}" in proc.stdout, group
+    rows = {line.split()[0]: line.split() for line in proc.stdout.split("preset defaults")[1].splitlines()[1:]}
+    assert rows["cifar10"][1:3] == ["0,42,314,3407,180698", "adam,sgd"]  # preset defaults are shown
+    assert rows["cifar10-resnet14"][-1] == "every"
 
 
 def test_dry_run_prints_the_grid_and_starts_nothing(tmp_path):
