@@ -73,13 +73,9 @@ def _preset_value(preset: dict, key: str) -> str:
         return "/".join(f"{o} {preset['optimizers'][o]['lr']:g}" for o in preset["optimizers"])
     if value is None and key == "vary":
         return "none"
-    return (
-        ",".join(map(str, value))
-        if isinstance(value, tuple)
-        else f"{value:g}"
-        if isinstance(value, float)
-        else str(value)
-    )
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def preset_table() -> str:
@@ -427,19 +423,14 @@ def _dropout_arm(trials: list[dict], asked: bool) -> list[dict]:
 
 
 def _check_model(trial: dict, flag: str) -> None:
-    from trainables.models import dropout_refusal, is_known_model, unknown_model_message
+    from trainables.models import is_known_model, model_refusal, unknown_model_message
 
     if not is_known_model(trial["model"]):
         raise UsageError(f"{flag}: {unknown_model_message(trial['model'])}")
     args = trial.get("model_args") or {}
-    refusal = dropout_refusal(trial["model"], trial.get("drop_rate", 0.0), trial.get("drop_path_rate", 0.0), args)
+    refusal = model_refusal(trial["model"], trial.get("drop_rate", 0.0), trial.get("drop_path_rate", 0.0), args)
     if refusal:
-        flag = next(
-            f
-            for f, word in (("model_args", "model_args"), ("drop_path_rate", "drop-path"), ("drop_rate", ""))
-            if word in refusal
-        )
-        raise UsageError(f"--set {flag}: {refusal}")
+        raise UsageError(f"--set {refusal[0]}: {refusal[1]}")
     if args:
         _check_model_args(trial["model"], args)
 

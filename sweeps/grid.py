@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from layout import ALL_SOURCES, DETERMINISTIC, PAPER_MODES, PAPER_NOISY, STREAMS
+from layout import ALL_SOURCES, DETERMINISTIC, PAPER_MODES, PAPER_NOISY, STREAMS, arm_of
 from trainables.config import TrialConfig
 
 SOURCE_INDEX = {"init": 1, "order": 2, "augment": 3, "dropout": 4, "bitflip": 5}  # stream_seed's keys; never renumber
@@ -72,7 +72,7 @@ SHORT_MODE = {
 def trial_label(config: dict) -> str:
     """Short, readable name of a trial: optimizer, seed, arm (its mode, where it varies no other
     source), repeat. TensorBoard shows it, and a regex (_init_, _det_) picks an arm there."""
-    arm = config.get("arm") or config["mode"]
+    arm = arm_of(config)
     return f"{config['optimizer']}_seed{config['seed']}_{SHORT_MODE.get(arm, arm)}_r{config['repeat']}"
 
 

@@ -32,9 +32,8 @@ class StudyLock:
     def __init__(self, experiment: Path) -> None:
         self.experiment = experiment
         self.path = experiment / LOCK_FILE
-        self.made: list[
-            Path
-        ] = []  # the folders this driver made, the storage path's among them (release may take them back)
+        # the folders this driver made, the storage path's among them (release may take them back)
+        self.made: list[Path] = []
         self.unlocked_why: str | None = None  # why the study runs without a lock, where it does
         self._file = None
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,3 +133,14 @@ def sdnet_tree(root: Path, folders=("D/CD", "D/UD", "P/CP", "P/UP", "W/CW", "W/U
     for i, f in enumerate(folders):
         write_images(root / f, n, seed=i)
     return root
+
+
+def run_report(*args: object) -> subprocess.CompletedProcess:
+    """`python -m analysis report ARGS`, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "analysis", "report", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )

@@ -1,13 +1,11 @@
 import json
 import re
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
 from analysis import artifacts, load_experiment
-from tests.conftest import REPO
+from tests.conftest import run_report
 from tests.experiment_factory import write_config, write_study, write_trial
 
 
@@ -76,16 +74,6 @@ def test_a_truncated_artifact_is_a_note_not_a_traceback(tmp_path):
     assert artifacts.churn(tmp_path, exp.trials, skipped).iloc[0]["note"] == "one run with predictions"
     assert artifacts.similarity(tmp_path, exp.trials, skipped).empty
     assert len(skipped) == 2 and all("unreadable" in s for s in skipped)
-
-
-def run_report(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "analysis", "report", *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def test_report_writes_every_table_figure_and_a_short_summary(tmp_path):

@@ -17,7 +17,7 @@ from analysis import load_experiment, stats
 from analysis.cells import finished
 from sweeps.cli import UsageError, parse
 from sweeps.grid import recorded, stream_seed, trial_label
-from tests.conftest import REPO
+from tests.conftest import REPO, run_report
 from tests.experiment_factory import write_trial
 from trainables.bitflip import flip_one_bit
 from trainables.config import FieldError, TrialConfig
@@ -255,13 +255,7 @@ def test_a_digits_study_of_every_arm_proves_which_stream_each_arm_moved(every_ar
 
 def test_the_report_of_every_arm_says_which_source_matters_and_that_the_cpu_has_no_cuda_noise(every_arm, tmp_path):
     directory, _ = every_arm
-    proc = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(directory), "--out", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_report(directory, "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     line = next(x for x in proc.stdout.splitlines() if "which source matters" in x)
     for mode in ("nondeterministic", "autotuner-only", "kernels-only"):

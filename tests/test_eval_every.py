@@ -13,6 +13,7 @@ import pytest
 from analysis import load_experiment
 from sweeps.grid import GridSpec, build_trials
 from sweeps.presets import PRESETS
+from tests.conftest import run_report
 from tests.test_determinism import train
 from trainables.config import FieldError, TrialConfig
 
@@ -66,11 +67,6 @@ def test_a_study_evaluated_every_other_epoch_reports_end_to_end(tmp_path):
     assert not exp.skipped and (exp.trials["final_metric"] > 0).all()
     scored = exp.epochs.groupby("epoch")["test_accuracy"].apply(lambda s: s.notna().all())
     assert scored.to_dict() == {1: False, 2: True, 3: True}
-    report = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(tmp_path / "sparse"), "--out", str(tmp_path / "report")],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-    )
+    report = run_report(tmp_path / "sparse", "--out", tmp_path / "report")
     assert report.returncode == 0 and "Integrity OK" in report.stdout, report.stdout + report.stderr
     assert pd.read_csv(tmp_path / "report" / "table2_configurations.csv")["n"].tolist() == [1]

@@ -16,7 +16,7 @@ from analysis import inference, load_experiment, sources
 from analysis.cells import finished
 from layout import MODES
 from sweeps.cli import UsageError, parse
-from tests.conftest import REPO
+from tests.conftest import REPO, run_report
 from tests.experiment_factory import write_config
 from trainables.determinism import SWITCHES
 from trainables.placement import LOCKS_ENV
@@ -152,13 +152,7 @@ def test_each_trial_process_ran_on_a_core_of_its_own(four_modes):
 
 
 def test_a_four_mode_report_has_the_sources_table(four_modes, tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "analysis", "report", str(four_modes), "--out", str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_report(four_modes, "--out", tmp_path)
     assert proc.returncode == 0, proc.stderr
     report = (tmp_path / "report.md").read_text()
     assert "## Where the noise comes from" in report and "## What each mode costs" in report

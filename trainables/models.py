@@ -46,14 +46,17 @@ def unknown_model_message(name: str) -> str:
     )
 
 
-def dropout_refusal(name: str, drop_rate: float, drop_path_rate: float, model_args: dict | None = None) -> str | None:
-    """Why `name` cannot take these training-time draws or constructor arguments, or None where it can."""
+def model_refusal(
+    name: str, drop_rate: float, drop_path_rate: float, model_args: dict | None = None
+) -> tuple[str, str] | None:
+    """(the setting, why) where `name` cannot take these training-time draws or constructor
+    arguments, or None where it can."""
     if name in PROJECT_MODELS and model_args:
-        return f"{name} is a project model; model_args are passed to a timm model's constructor"
+        return "model_args", f"{name} is a project model; model_args are passed to a timm model's constructor"
     if name in PROJECT_MODELS and drop_path_rate > 0:
-        return f"{name} is a project model with no drop-path; drop_path_rate needs a timm model"
+        return "drop_path_rate", f"{name} is a project model with no drop-path; drop_path_rate needs a timm model"
     if name in PROJECT_MODELS and drop_rate > 0 and name not in DROPOUT_MODELS:
-        return f"{name} has no dropout; drop_rate needs {', '.join(DROPOUT_MODELS)} or a timm model"
+        return "drop_rate", f"{name} has no dropout; drop_rate needs {', '.join(DROPOUT_MODELS)} or a timm model"
     return None
 
 
@@ -85,11 +88,11 @@ def create_model(
 ) -> nn.Module:
     """Build a model from the current torch RNG state; `pretrained` starts a timm model from its
     ImageNet weights, read from `weights` when given (else timm fetches them); drop_rate and
-    drop_path_rate are its training-time draws, where the model has them (dropout_refusal);
+    drop_path_rate are its training-time draws, where the model has them (model_refusal);
     model_args go to a timm model's constructor as they are (a ViT's img_size for small images)."""
-    refusal = dropout_refusal(name, drop_rate, drop_path_rate, model_args)
+    refusal = model_refusal(name, drop_rate, drop_path_rate, model_args)
     if refusal:
-        raise ValueError(refusal)
+        raise ValueError(refusal[1])
     if name in DROPOUT_MODELS and drop_rate > 0:
         return DROPOUT_MODELS[name](num_classes, in_chans, drop_rate=drop_rate)
     if name in PROJECT_MODELS:
