@@ -8,7 +8,9 @@ sd with its interval (inference.jackknife_interval), the sd of the test cross-en
 test examples two runs classify differently, the correlation of two runs' predicted probabilities,
 the ensemble gain (the metric of two runs' averaged probabilities, less their mean), and the arm's
 sd as a share of the all-sources arm's, with its interval. Runs that never differed read so, with
-the largest chance of a difference the data leave open. Everything but the sd comes from each
+the largest chance of a difference the data leave open, and say whether they all ended on the
+deterministic control's weights: a perturbation that training absorbed (a flipped bit below bf16's
+resolution) is a finding, not a missing measurement. Everything but the sd comes from each
 trial's predictions.npz (the selected epoch's test probabilities).
 """
 
@@ -33,6 +35,7 @@ COLUMNS = [
     "arm",
     "runs",
     "n_distinct",
+    "on_control",
     "sd_pts",
     "sd_lo",
     "sd_hi",
@@ -96,6 +99,7 @@ def arms(done: pd.DataFrame, experiment_dir: Path, skipped: list[str], confidenc
     if not has_arms(done):
         return pd.DataFrame(columns=COLUMNS)
     rows = []
+    controls = done[done["mode"] == DET].groupby(CONFIG)["weights_sha256"].first().to_dict()
     for optimizer, runs in done[done["mode"] != DET].groupby("optimizer", sort=True):
         preds = _predictions(experiment_dir, list(runs["trial"]), skipped)
         metric = str(runs["metric"].iloc[0]) if "metric" in runs else "accuracy"
@@ -106,15 +110,22 @@ def arms(done: pd.DataFrame, experiment_dir: Path, skipped: list[str], confidenc
             reference = chosen[chosen["mode"] == ALL_SOURCES]
             for arm in [m for m in noisy_modes(done) if m in set(chosen["mode"])]:
                 group = chosen[chosen["mode"] == arm]
-                row = _arm_row(group, reference, preds, metric, f1_average, confidence)
+                row = _arm_row(group, reference, controls, preds, metric, f1_average, confidence)
                 rows.append({"optimizer": optimizer, "seed": seed, "arm": arm, **row})
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
 def _arm_row(
-    group: pd.DataFrame, reference: pd.DataFrame, preds: dict, metric: str, f1_average: str, confidence: float
+    group: pd.DataFrame,
+    reference: pd.DataFrame,
+    controls: dict,
+    preds: dict,
+    metric: str,
+    f1_average: str,
+    confidence: float,
 ) -> dict[str, object]:
-    """One arm's measures over `group` (one configuration, or many pooled within each)."""
+    """One arm's measures over `group` (one configuration, or many pooled within each); `controls`
+    maps a configuration to its deterministic control's weights digest."""
     groups, every = groups_by_seed(group), groups_by_seed(reference)
     variance, dof = inference.pooled_variance(groups)
     sd_lo = sd_hi = ratio = ratio_lo = ratio_hi = np.nan
@@ -127,8 +138,9 @@ def _arm_row(
         elif variance > 0:
             ratio, ratio_lo, ratio_hi = np.sqrt(inference.variance_ratio(groups, every, confidence))
     pairs: dict[str, list[float]] = {"disagreement": [], "correlation": [], "gain": []}
-    ce_groups = []
-    for _, config in group.groupby(CONFIG, sort=True):
+    ce_groups, on_control = [], 0
+    for config_key, config in group.groupby(CONFIG, sort=True):
+        on_control += int((config["weights_sha256"] == controls.get(config_key)).sum())
         for key, values in _pairs(config, preds, metric, f1_average).items():
             pairs[key] += values
         ce = _cross_entropy(preds, list(config["trial"]))
@@ -136,12 +148,14 @@ def _arm_row(
             ce_groups.append(np.array(list(ce.values())))
     notes = [
         no_difference(groups, 1 - confidence) if variance == 0 else "",
+        f"all {on_control} ended on the deterministic control's weights" if on_control == len(group) > 0 else "",
         "no predictions saved: no pair measures" if not pairs["disagreement"] else "",
         "no all-sources arm to compare with" if not is_all and not every else "",
     ]
     return {
         "runs": len(group),
         "n_distinct": distinct_per_config(group),
+        "on_control": on_control,
         "sd_pts": float(np.sqrt(variance)) if dof >= 1 else np.nan,
         "sd_lo": sd_lo,
         "sd_hi": sd_hi,
@@ -187,7 +201,8 @@ def arm_lines(table: pd.DataFrame, level: str) -> list[str]:
 
 def _arm_text(r) -> str:  # noqa: ANN001 (an arms row)
     if r.sd_pts == 0:
-        return f"{r.arm} none ({r.note.split(':')[0]})"
+        absorbed = "; every run ended on the deterministic control's weights" if r.on_control == r.runs else ""
+        return f"{r.arm} none ({r.note.split(':')[0]}{absorbed})"
     if pd.notna(r.sd_vs_all_lo):
         return f"{r.arm} {r.sd_pts:.3f} ({r.sd_vs_all:.0%} of all, {r.sd_vs_all_lo:.0%}-{r.sd_vs_all_hi:.0%})"
     if pd.notna(r.sd_vs_all):

@@ -38,6 +38,8 @@ def cell(value: object, column: str, digits: int = 3) -> str:
         return "0"  # why: exactly zero (runs that all agree), which 0.000 would not tell from rounding
     if isinstance(value, float) and column.endswith("_share"):
         return f"{value:.2f}"  # a share of runs: two places say it (0.55: 11 of 20)
+    if isinstance(value, float) and column == "ce_sd":
+        return f"{value:.4f}"  # a cross-entropy's sd is a few thousandths (Summers & Dinneen print four places)
     if isinstance(value, float) and column.startswith(("one_minus_cos", "rel_l2")):
         return f"{value:.1e}"
     if isinstance(value, float):

@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import queue
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from trainables.digests import state_sha256  # noqa: E402  (after the path)
 
 BATCHES = 8  # distinct batches, cycled: the data pipeline is not what is measured
 CAPTURE_WARMUP = 3  # steps on a side stream before capture (PyTorch's whole-network capture recipe)
 
 
-def _setup(preset_name: str, mode: str):  # noqa: ANN202 (torch objects)
+def _setup(preset_name: str, mode: str, channels_last: bool | None):  # noqa: ANN202 (torch objects)
     import torch
 
     from sweeps.presets import PRESETS
@@ -38,7 +40,8 @@ def _setup(preset_name: str, mode: str):  # noqa: ANN202 (torch objects)
     trial, sgd = PRESETS[preset_name]["trial"], PRESETS[preset_name]["optimizers"]["sgd"]
     determinism.apply(mode, 0, trial["conv_tf32"], trial["matmul_tf32"], False)
     device = torch.device("cuda")
-    layout = torch.channels_last if trial["channels_last"] else torch.contiguous_format
+    wanted = trial["channels_last"] if channels_last is None else channels_last
+    layout = torch.channels_last if wanted else torch.contiguous_format
     model = create_model(trial["model"], 10, 3).to(device, memory_format=layout)
     opt = torch.optim.SGD(model.parameters(), lr=sgd["lr"], momentum=sgd["momentum"], weight_decay=sgd["weight_decay"])
     g = torch.Generator(device="cpu").manual_seed(0)
@@ -56,15 +59,6 @@ def _setup(preset_name: str, mode: str):  # noqa: ANN202 (torch objects)
     return torch, model, opt, step, images, labels
 
 
-def _digest(torch, model) -> str:  # noqa: ANN001
-    import hashlib
-
-    h = hashlib.sha256()
-    for t in model.state_dict().values():
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:12]
-
-
 def _timed(torch, run, steps: int) -> float:  # noqa: ANN001
     torch.cuda.synchronize()
     start = time.perf_counter()
@@ -74,8 +68,8 @@ def _timed(torch, run, steps: int) -> float:  # noqa: ANN001
     return (time.perf_counter() - start) / steps * 1e3
 
 
-def child(preset_name: str, mode: str, steps: int, together, out) -> None:  # noqa: ANN001 (mp objects)
-    torch, model, opt, step, images, labels = _setup(preset_name, mode)
+def child(preset_name: str, mode: str, channels_last: bool | None, steps: int, together, out) -> None:  # noqa: ANN001
+    torch, model, opt, step, images, labels = _setup(preset_name, mode, channels_last)
 
     def eager(i: int) -> None:
         opt.zero_grad(set_to_none=True)
@@ -83,8 +77,8 @@ def child(preset_name: str, mode: str, steps: int, together, out) -> None:  # no
 
     together.wait()
     eager_ms = _timed(torch, eager, steps)
-    eager_digest = _digest(torch, model)
-    torch, model, opt, step, images, labels = _setup(preset_name, mode)  # the same start again
+    eager_digest = state_sha256(model.state_dict())[:12]
+    torch, model, opt, step, images, labels = _setup(preset_name, mode, channels_last)  # the same start again
     static_x, static_y = images[0].clone(), labels[0].clone()
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
@@ -107,16 +101,34 @@ def child(preset_name: str, mode: str, steps: int, together, out) -> None:  # no
 
     together.wait()
     graph_ms = _timed(torch, replay, steps - CAPTURE_WARMUP)
-    out.put({"eager_ms": eager_ms, "graph_ms": graph_ms, "eager": eager_digest, "graph": _digest(torch, model)})
+    out.put(
+        {
+            "eager_ms": eager_ms,
+            "graph_ms": graph_ms,
+            "eager": eager_digest,
+            "graph": state_sha256(model.state_dict())[:12],
+        }
+    )
 
 
-def row(preset_name: str, mode: str, steps: int, packed: int) -> dict:
+def row(preset_name: str, mode: str, channels_last: bool | None, steps: int, packed: int) -> dict:
     ctx = mp.get_context("spawn")
     together, out = ctx.Barrier(packed), ctx.Queue()
-    procs = [ctx.Process(target=child, args=(preset_name, mode, steps, together, out)) for _ in range(packed)]
+    procs = [
+        ctx.Process(target=child, args=(preset_name, mode, channels_last, steps, together, out)) for _ in range(packed)
+    ]
     for p in procs:
         p.start()
-    results = [out.get() for _ in procs]
+    results = []
+    while len(results) < packed:  # why: a child that dies would leave a plain get() waiting for ever
+        try:
+            results.append(out.get(timeout=1))
+        except queue.Empty:
+            failed = [p.exitcode for p in procs if p.exitcode not in (None, 0)]
+            if failed:
+                for p in procs:
+                    p.terminate()
+                sys.exit(f"a benchmark process failed (exit {failed[0]}); its traceback is above")
     for p in procs:
         p.join()
     eager = sum(r["eager_ms"] for r in results) / packed
@@ -137,12 +149,19 @@ def main() -> None:
     parser.add_argument("--mode", default="deterministic")
     parser.add_argument("--packed", default="1,4", help="processes sharing the GPU, comma-separated")
     parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument(
+        "--layout",
+        choices=("preset", "channels_last", "nchw"),
+        default="preset",
+        help="memory format (default: the preset's)",
+    )
     args = parser.parse_args()
-    print(f"{args.preset}, {args.mode}, {args.steps} steps a phase")
+    channels_last = {"preset": None, "channels_last": True, "nchw": False}[args.layout]
+    print(f"{args.preset}, {args.mode}, layout {args.layout}, {args.steps} steps a phase")
     print("| processes | eager ms/step | graph ms/step | graph gain | same weights | digests |")
     print("| --- | --- | --- | --- | --- | --- |")
     for packed in (int(k) for k in args.packed.split(",")):
-        r = row(args.preset, args.mode, args.steps, packed)
+        r = row(args.preset, args.mode, channels_last, args.steps, packed)
         print(
             f"| {packed} | {r['eager_ms']:.2f} | {r['graph_ms']:.2f} | {r['gain']:.2f}x | {r['same_weights']} | "
             f"{' '.join(r['digests'])} |",

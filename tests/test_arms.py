@@ -78,6 +78,25 @@ def test_the_bit_flip_changes_one_bit_of_one_weight_chosen_by_its_seed():
     assert len(chosen) >= 3  # spread over the layers in proportion to their size
 
 
+def test_the_bit_flip_never_lands_on_a_zero_weight_which_a_gpu_would_flush():
+    torch.manual_seed(0)
+    model = create_model("airbench_net", 10, 3)  # 94% of its initial weights are zeros
+    assert sum(int((p == 0).sum()) for p in model.parameters()) > 0.9 * sum(p.numel() for p in model.parameters())
+    for seed in range(20):
+        info = flip_one_bit(model, seed)
+        assert info["before"] != 0 and abs(info["after"] - info["before"]) <= abs(info["before"]) * 2**-23
+        flat = dict(model.named_parameters())[info["parameter"]].data.view(-1)
+        flat.view(torch.int32)[info["index"]] ^= 1  # back to the initial weights for the next seed
+
+
+def test_a_model_with_only_zero_weights_is_refused_in_words():
+    model = torch.nn.Linear(3, 2)
+    torch.nn.init.zeros_(model.weight)
+    torch.nn.init.zeros_(model.bias)
+    with pytest.raises(ValueError, match="needs a nonzero float32 parameter"):
+        flip_one_bit(model, 0)
+
+
 def test_arms_enter_the_grid_with_their_mode_and_varied_seeds():
     study = parse(["--seeds", "3", "--optimizers", "sgd", "--repeats", "2", "--vary", "init,bitflip,all"])
     by_label = {trial_label(t): t for t in study.trials}
@@ -171,18 +190,22 @@ def probs(classes: list[int], sure: float = 0.8) -> np.ndarray:
 
 def test_the_arms_table_measures_pairs_as_summers_and_dinneen(tmp_path):
     labels = [0, 1, 0, 1]
-    runs = {"init": [[0, 1, 0, 1], [0, 1, 1, 1]], "all": [[0, 1, 0, 0], [1, 1, 0, 1], [0, 0, 0, 1]]}
-    for arm, preds in runs.items():
+    runs = {
+        "init": [[0, 1, 0, 1], [0, 1, 1, 1]],
+        "all": [[0, 1, 0, 0], [1, 1, 0, 1], [0, 0, 0, 1]],
+        "bitflip": [[0, 1, 0, 1], [0, 1, 0, 1]],  # the flipped bit absorbed: both end on the control's weights
+    }
+    for offset, (arm, preds) in enumerate(runs.items()):
         for r, p in enumerate(preds):
             d = write_trial(
                 tmp_path,
                 optimizer="sgd",
                 seed=0,
-                mode="deterministic" if arm == "init" else "nondeterministic",
-                repeat=r,
+                mode="nondeterministic" if arm == "all" else "deterministic",
+                repeat=10 * offset + r,
                 scores=[float(np.mean(np.array(p) == labels))],
                 probs=probs(p),
-                weights=f"{arm}{r}",
+                weights="c" if arm == "bitflip" else f"{arm}{r}",
             )
             params = json.loads((d / "params.json").read_text())
             (d / "params.json").write_text(json.dumps({**params, "arm": arm}))
@@ -200,6 +223,11 @@ def test_the_arms_table_measures_pairs_as_summers_and_dinneen(tmp_path):
     assert init["sd_pts"] == pytest.approx(np.std([100.0, 75.0], ddof=1))
     every = table.loc["all"]  # three runs, all at 75%: no spread, so no share of it to give
     assert every["pairs"] == 3 and every["sd_pts"] == 0 and np.isnan(init["sd_vs_all"])
+    assert every["on_control"] == 0 and init["on_control"] == 0 and "control's weights" not in every["note"]
+    flip = table.loc["bitflip"]
+    assert flip["on_control"] == 2 and "all 2 ended on the deterministic control's weights" in flip["note"]
+    line = arm_tables.arm_lines(table.reset_index(), "95%")[0]
+    assert "bitflip none (0 of 1 runs scored differently from their configuration's first; every run ended" in line
 
 
 @pytest.fixture(scope="module")
