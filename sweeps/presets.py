@@ -176,6 +176,9 @@ PRESETS: dict[str, dict] = {
             "warmup_epochs": 3,  # linear to the peak lr, then a cosine to 0, per step
             "crop_padding": 4,
             "hflip": True,
+            # why: they trained in IEEE fp32 on V100s, which have no TF32; TF32 convolutions round every
+            # weight to 10 mantissa bits, so the bitflip arm's change to the 23rd would never reach them
+            "conv_tf32": False,
             "mean": (0.4914, 0.4822, 0.4465),
             "std": (0.2470, 0.2435, 0.2616),
             "metrics": ("accuracy", "f1"),
